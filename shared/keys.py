@@ -1,0 +1,51 @@
+"""Every Redis key jobbench uses, under one ``jobbench:`` prefix.
+
+A *scope* is one (run, model, workload, repeat) measurement; its job records never mix with
+another scope's, so runs can share a Redis without flushing it.
+"""
+
+from __future__ import annotations
+
+PREFIX = "jobbench"
+
+#: Sorted set of run ids scored by their start time (unix seconds): the run history.
+RUNS_INDEX = f"{PREFIX}:runs"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{PREFIX}:{run_id}"
+
+
+def run_summary(run_id: str) -> str:
+    """String: the run's results.json document (its summary), kept for ``history``/``compare``."""
+    return f"{run_prefix(run_id)}:summary"
+
+
+def scope(run_id: str, model: str, workload: str, repeat: int) -> str:
+    """The key stem of one measured repeat of one model on one workload."""
+    return f"{run_prefix(run_id)}:{model}:{workload}:{repeat}"
+
+
+def scopes_index(run_id: str) -> str:
+    """Set of the scope stems a run created (so reports and cleanup need no SCAN)."""
+    return f"{run_prefix(run_id)}:scopes"
+
+
+def records(scope_key: str) -> str:
+    """Hash job_id -> JSON timing record. One field per job: a redelivery overwrites, never adds."""
+    return f"{scope_key}:records"
+
+
+def attempts(scope_key: str) -> str:
+    """Hash job_id -> how many times a worker started the job (HINCRBY, so redeliveries count)."""
+    return f"{scope_key}:attempts"
+
+
+def enqueued(scope_key: str) -> str:
+    """Hash job_id -> enqueue time (ns since epoch), written by the producer."""
+    return f"{scope_key}:enqueued"
+
+
+def meta(scope_key: str) -> str:
+    """Hash of scope facts written by the producer: n_jobs, batch_size, enqueue times."""
+    return f"{scope_key}:meta"
