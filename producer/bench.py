@@ -1,0 +1,362 @@
+"""Orchestration of one benchmark run: every selected model on every selected workload, in the
+same process and on the same machine, with warm-up, repeats in shuffled order and statistics.
+
+The timed window of a repeat is exactly ``runner.run(batch)``; start-up (pools, Celery workers)
+is measured separately and reported, never mixed into the wall time.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import platform
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from producer.runners import RUNNERS, JobBatch, Runner, RunnerOptions, RunResult
+from producer.runners.base import usable_cpus
+from producer.services import ResolvedRedis, Target, resolve_redis, run_target
+from producer.stats import percentiles, summarize
+from shared import keys
+from shared.settings import Settings, redact_url
+from shared.timings import JobRecord, TimingStore
+from shared.workloads import (
+    DEFAULT_CPU_JOBS,
+    DEFAULT_IO_JOBS,
+    ResultMode,
+    Workload,
+    cpu_arg,
+)
+
+#: results.json schema version (bump only together with a loader migration for older files).
+SCHEMA = 1
+#: Jobs in a warm-up run (untimed): enough to fault in code paths and connections.
+WARMUP_JOBS = 50
+#: How long job records stay in Redis after a run (s): a week, then Redis reclaims them.
+RECORD_TTL_S = 7 * 24 * 3600
+#: Packages whose versions go into every result's metadata.
+REPORTED_PACKAGES = ("celery", "kombu", "redis", "requests", "httpx", "flower", "uvicorn")
+
+#: The models run by default, in report order.
+DEFAULT_MODELS = (
+    "sequential",
+    "threading",
+    "thread_pool",
+    "asyncio",
+    "multiprocessing_pool",
+    "process_pool",
+    "process_pool_map",
+    "celery_prefork",
+    "celery_threads",
+    "celery_solo",
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    models: tuple[str, ...] = DEFAULT_MODELS
+    workloads: tuple[Workload, ...] = ("io", "cpu")
+    io_jobs: int = DEFAULT_IO_JOBS
+    cpu_jobs: int = DEFAULT_CPU_JOBS
+    latency_ms: float = 160.0
+    jitter_ms: float = 0.0
+    url: str | None = None
+    repeat: int = 3
+    warmup: int = 1
+    shuffle: bool = True
+    seed: int | None = None
+    mode: ResultMode = "digest"
+    out_dir: Path = Path("results")
+    thread_pool_workers: int | None = None
+    chunksize: int | None = None
+    batch_size: int | None = None
+    completion_timeout_s: float = 600.0
+    flower: bool = False
+
+
+Progress = Callable[[str], None]
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("jobbench", *REPORTED_PACKAGES):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def collect_metadata(config: BenchConfig, settings: Settings, redis: ResolvedRedis) -> dict[str, Any]:
+    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    if cfg.get("url"):
+        cfg["url"] = redact_url(str(cfg["url"]))
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu_count": usable_cpus(),
+        "packages": package_versions(),
+        "settings": {**settings.redacted(), "redis_resolved": redact_url(redis.url),
+                     "redis_source": redis.source},
+        "config": cfg,
+        "result_mode": config.mode,
+    }  # fmt: skip
+
+
+def job_args(workload: Workload, n_jobs: int, url: str) -> list[int | str]:
+    if workload == "cpu":
+        return [cpu_arg(i) for i in range(n_jobs)]
+    return [url] * n_jobs
+
+
+def record_stats(records: Sequence[JobRecord]) -> dict[str, Any]:
+    """Latency percentiles and how the work spread over processes and threads."""
+    per_process: collections.Counter[str] = collections.Counter()
+    per_thread: collections.Counter[str] = collections.Counter()
+    per_host: collections.Counter[str] = collections.Counter()
+    for r in records:
+        per_process[f"{r.host}:{r.pid}"] += 1
+        per_thread[f"{r.host}:{r.pid}:{r.thread}"] += 1
+        per_host[r.host] += 1
+    return {
+        "queue_wait_s": percentiles([r.queue_wait_s for r in records]),
+        "run_s": percentiles([r.run_s for r in records]),
+        "end_to_end_s": percentiles([r.end_to_end_s for r in records]),
+        "jobs_per_process": dict(per_process.most_common()),
+        "jobs_per_thread": dict(per_thread.most_common()),
+        "jobs_per_host": dict(per_host.most_common()),
+        "n_processes": len(per_process),
+        "n_threads": len(per_thread),
+        "redelivered": sum(1 for r in records if r.attempt > 1),
+    }
+
+
+@dataclass
+class ModelRun:
+    """Everything measured for one (model, workload)."""
+
+    model: str
+    family: str
+    workload: Workload
+    n_jobs: int
+    concurrency: int
+    start_info: dict[str, Any] = field(default_factory=dict)
+    wall_s: list[float] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def median_index(self) -> int:
+        order = sorted(range(len(self.wall_s)), key=lambda i: self.wall_s[i])
+        return order[(len(order) - 1) // 2]
+
+
+def _ideal_s(run: ModelRun, seq_median: float | None, latency_s: float | None, cpus: int) -> float | None:
+    if run.workload == "cpu":
+        if seq_median is None:
+            return None
+        return seq_median / max(1, min(cpus, run.concurrency))
+    if latency_s is None:
+        return None
+    return latency_s * math.ceil(run.n_jobs / max(1, run.concurrency))
+
+
+def summarize_runs(
+    runs: Sequence[ModelRun], latency_s: dict[Workload, float | None], cpus: int, mode: ResultMode
+) -> list[dict[str, Any]]:
+    seq = {r.workload: summarize(r.wall_s)["median"] for r in runs if r.model == "sequential" and r.wall_s}
+    out = []
+    for run in runs:
+        if not run.wall_s:
+            continue
+        wall = summarize(run.wall_s)
+        median = wall["median"]
+        rep = run.results[run.median_index()]
+        records = [rec for res in run.results for rec in res.records]
+        seq_median = seq.get(run.workload)
+        ideal = _ideal_s(run, seq_median, latency_s.get(run.workload), cpus)
+        extras: dict[str, list[Any]] = collections.defaultdict(list)
+        for res in run.results:
+            for k, v in res.extra.items():
+                extras[k].append(v)
+        out.append({
+            "workload": run.workload,
+            "model": run.model,
+            "family": run.family,
+            "params": {**rep.params, "concurrency": run.concurrency, "result_mode": mode},
+            "n_jobs": run.n_jobs,
+            "repeats": len(run.wall_s),
+            "wall_s": wall,
+            "jobs_per_s": run.n_jobs / median if median > 0 else None,
+            "speedup_vs_sequential": (seq_median / median) if seq_median and median > 0 else None,
+            "ideal_s": ideal,
+            "efficiency": (ideal / median) if ideal is not None and median > 0 else None,
+            "startup": run.start_info,
+            "n_ok": sum(1 for r in records if r.outcome == "ok"),
+            "n_error": sum(1 for r in records if r.outcome == "error"),
+            "errors": sorted({r.error for r in records if r.error})[:10],
+            "extra": {k: (summarize(v) if all(isinstance(x, int | float) for x in v) else v)
+                      for k, v in extras.items()},
+            **record_stats(records),
+        })  # fmt: skip
+    return out
+
+
+class Bench:
+    """Runs a ``BenchConfig``; ``progress`` receives one-line status messages."""
+
+    def __init__(self, config: BenchConfig, settings: Settings, progress: Progress | None = None):
+        self.config = config
+        self.settings = settings
+        self.progress = progress or (lambda _msg: None)
+        self.run_id = new_run_id()
+        self.rng = random.Random(config.seed)
+
+    @contextlib.contextmanager
+    def _target(self) -> Iterator[Target | None]:
+        if "io" not in self.config.workloads or self.config.url:
+            yield None
+            return
+        with run_target(self.config.latency_ms, self.config.jitter_ms) as target:
+            yield target
+
+    def run(self) -> dict[str, Any]:
+        started_at = datetime.now(UTC).isoformat()
+        with resolve_redis(self.settings) as redis, self._target() as target:
+            store = TimingStore.from_url(redis.url)
+            url = self.config.url or (target.url if target else "")
+            broker = self.settings.broker_url or redis.url
+            options = RunnerOptions(
+                thread_pool_workers=self.config.thread_pool_workers,
+                chunksize=self.config.chunksize,
+                redis_url=redis.url,
+                broker_url=broker,
+                batch_size=self.config.batch_size,
+                completion_timeout_s=self.config.completion_timeout_s,
+                flower=self.config.flower,
+                extra={"run_id": self.run_id},
+            )
+            runs: list[ModelRun] = []
+            for workload in self.config.workloads:
+                runs.extend(self._run_workload(workload, url, options, store))
+            latency: dict[Workload, float | None] = {"cpu": None, "io": None}
+            if target is not None:
+                latency["io"] = target.latency_ms / 1000
+            else:
+                seq = [r for r in runs if r.workload == "io" and r.model == "sequential" and r.wall_s]
+                latency["io"] = summarize(seq[0].wall_s)["median"] / seq[0].n_jobs if seq else None
+            doc = {
+                "schema": SCHEMA,
+                "run_id": self.run_id,
+                "started_at": started_at,
+                "finished_at": datetime.now(UTC).isoformat(),
+                "metadata": {
+                    **collect_metadata(self.config, self.settings, redis),
+                    "target": {"url": redact_url(url), "local": target is not None,
+                               "latency_ms": self.config.latency_ms if target else None,
+                               "ideal_latency_source": "configured" if target else
+                               "sequential median / n_jobs"},
+                },  # fmt: skip
+                "results": summarize_runs(runs, latency, usable_cpus(), self.config.mode),
+            }
+            self._keep_summary(store, doc)
+            self.runs = runs
+            return doc
+
+    def job_rows(self) -> Iterator[tuple[int, JobRecord]]:
+        """(repeat, record) for every job of each model's median repeat: the representative run
+        that jobs.csv and the timeline chart show."""
+        for run in getattr(self, "runs", []):
+            if run.results:
+                i = run.median_index()
+                for record in run.results[i].records:
+                    yield i, record
+
+    def _keep_summary(self, store: TimingStore, doc: dict[str, Any]) -> None:
+        import json
+
+        pipe = store.client.pipeline(transaction=False)
+        pipe.set(keys.run_summary(self.run_id), json.dumps(doc))
+        pipe.zadd(keys.RUNS_INDEX, {self.run_id: time.time()})
+        pipe.execute()
+
+    def _run_workload(
+        self, workload: Workload, url: str, options: RunnerOptions, store: TimingStore
+    ) -> list[ModelRun]:
+        n_jobs = self.config.io_jobs if workload == "io" else self.config.cpu_jobs
+        args = job_args(workload, n_jobs, url)
+        names = [m for m in self.config.models if workload in RUNNERS[m].workloads]
+        runners: dict[str, Runner] = {}
+        runs: dict[str, ModelRun] = {}
+        try:
+            for name in names:
+                runner = RUNNERS[name](options)
+                runners[name] = runner
+                self.progress(f"{workload}: starting {name}")
+                t0 = time.perf_counter()
+                info = runner.start(workload)
+                info.setdefault("startup_s", time.perf_counter() - t0)
+                runs[name] = ModelRun(
+                    model=name, family=runner.family, workload=workload, n_jobs=n_jobs,
+                    concurrency=runner.concurrency(workload, n_jobs), start_info=info,
+                )  # fmt: skip
+                for w in range(self.config.warmup):
+                    warm = JobBatch(self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode)
+                    runner.run(warm)
+            for rep in range(self.config.repeat):
+                order = list(names)
+                if self.config.shuffle:
+                    self.rng.shuffle(order)
+                for name in order:
+                    self.progress(f"{workload}: {name} repeat {rep + 1}/{self.config.repeat}")
+                    batch = JobBatch(self.run_id, workload, args, rep, self.config.mode)
+                    t0 = time.perf_counter()
+                    result = runners[name].run(batch)
+                    wall = time.perf_counter() - t0
+                    self._check(name, batch, result)
+                    runs[name].wall_s.append(wall)
+                    runs[name].results.append(result)
+                    self._store_records(store, name, batch, result)
+        finally:
+            for runner in runners.values():
+                runner.stop()
+        return [runs[n] for n in names if n in runs]
+
+    def _check(self, name: str, batch: JobBatch, result: RunResult) -> None:
+        ids = sorted(r.job_id for r in result.records)
+        if ids != list(range(batch.n_jobs)):
+            from producer.runners.base import RunIncomplete
+
+            missing = sorted(set(range(batch.n_jobs)) - set(ids))
+            raise RunIncomplete(name, missing, batch.n_jobs)
+
+    def _store_records(self, store: TimingStore, model: str, batch: JobBatch, result: RunResult) -> None:
+        """In-process records go to Redis too (after the timed window), so every model's job
+        timings live in one place; Celery runners already wrote theirs from the workers."""
+        scope = keys.scope(self.run_id, model, batch.workload, batch.repeat)
+        if RUNNERS[model].family != "celery":
+            store.register_scope(self.run_id, scope, {"n_jobs": batch.n_jobs, "model": model,
+                                                      "workload": batch.workload})  # fmt: skip
+            for i in range(0, len(result.records), 5000):
+                store.save(scope, result.records[i : i + 5000])
+        pipe = store.client.pipeline(transaction=False)
+        for key in (keys.records(scope), keys.attempts(scope), keys.enqueued(scope), keys.meta(scope),
+                    keys.scopes_index(self.run_id)):  # fmt: skip
+            pipe.expire(key, RECORD_TTL_S)
+        pipe.execute()

@@ -1,0 +1,242 @@
+"""The ``jobbench`` command line: one entry point, subcommands, every option with an
+environment variable, one-line errors and named exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from rich.console import Console
+
+from producer.runners import RUNNERS
+from producer.services import ServiceError
+from shared.settings import SettingsError, validate_http_url
+from shared.workloads import RESULT_MODES, WORKLOADS
+
+EXIT_OK = 0
+#: The command ran but found a problem: jobs missing, a slowdown beyond the allowed threshold.
+EXIT_FAILURE = 1
+#: Bad input: an unknown option value, a malformed URL, an unreachable configured service.
+EXIT_USAGE = 2
+#: Interrupted with Ctrl-C (128 + SIGINT), after everything started was stopped.
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T", int, float)
+
+EPILOG = """examples:
+  jobbench bench                                   # the default run: every model, both workloads
+  jobbench bench --workloads io --io-jobs 500 --latency-ms 50
+  jobbench bench --models sequential,multiprocessing_pool,celery_prefork --cpu-jobs 2000
+  jobbench bench --url https://httpbin.org/ip --workloads io
+  REDIS_URL=redis://:secret@10.0.0.5:6379/1 jobbench bench
+  jobbench target --port 8080 --latency-ms 160     # the local HTTP target alone
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def bounded(kind: Callable[[str], T], lo: T, hi: T) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not lo <= value <= hi:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def choice_list(allowed: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+        if not items:
+            raise argparse.ArgumentTypeError(f"no {what} given")
+        unknown = [s for s in items if s not in allowed]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(unknown)} (choose from {', '.join(allowed)})"
+            )
+        return items
+
+    return parse
+
+
+def http_url(text: str) -> str:
+    try:
+        return validate_http_url(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def env_option(
+    parser: argparse.ArgumentParser, flag: str, env: str, default: Any, help: str, **kw: Any
+) -> None:
+    """An option whose default comes from ``env`` (validated by the same ``type``)."""
+    value = os.environ.get(env)
+    shown = "unset" if default is None else default
+    parser.add_argument(
+        flag,
+        default=value if value not in (None, "") else default,
+        help=f"{help} [env {env}; default {shown}]",
+        **kw,
+    )
+
+
+def add_bench_options(p: argparse.ArgumentParser) -> None:
+    from producer.bench import DEFAULT_MODELS
+    from shared.workloads import DEFAULT_CPU_JOBS, DEFAULT_IO_JOBS
+
+    models = sorted(RUNNERS)
+    env_option(p, "--models", "JOBBENCH_MODELS", ",".join(m for m in DEFAULT_MODELS if m in RUNNERS),
+               f"comma-separated models ({', '.join(models)})", type=choice_list(models, "model"))
+    env_option(p, "--workloads", "JOBBENCH_WORKLOADS", "io,cpu", "comma-separated workloads",
+               type=choice_list(WORKLOADS, "workload"))
+    env_option(p, "--io-jobs", "JOBBENCH_IO_JOBS", DEFAULT_IO_JOBS, "HTTP requests per IO run",
+               type=bounded(int, 1, 100_000))
+    env_option(p, "--cpu-jobs", "JOBBENCH_CPU_JOBS", DEFAULT_CPU_JOBS,
+               "CPU jobs: get_prime_numbers(n) for n in range(1000, 1000+N)",
+               type=bounded(int, 1, 1_000_000))
+    env_option(p, "--latency-ms", "JOBBENCH_LATENCY_MS", 160.0,
+               "latency of the local HTTP target per request", type=bounded(float, 0.0, 60_000.0))
+    env_option(p, "--jitter-ms", "JOBBENCH_JITTER_MS", 0.0, "uniform ± jitter of the target",
+               type=bounded(float, 0.0, 60_000.0))
+    env_option(p, "--url", "JOBBENCH_URL", None,
+               "IO target URL instead of the local target (e.g. https://httpbin.org/ip)",
+               type=http_url)
+    env_option(p, "--repeat", "JOBBENCH_REPEAT", 3, "measured repeats per model and workload",
+               type=bounded(int, 1, 100))
+    env_option(p, "--warmup", "JOBBENCH_WARMUP", 1, "untimed warm-up runs (of a few jobs) per model",
+               type=bounded(int, 0, 10))
+    env_option(p, "--result", "JOBBENCH_RESULT", "digest",
+               "what each job hands back: a digest, or the full result (primes list, body)",
+               choices=RESULT_MODES)
+    env_option(p, "--thread-pool-workers", "JOBBENCH_THREAD_POOL_WORKERS", None,
+               "ThreadPoolExecutor max_workers (unset: Python's default)", type=bounded(int, 1, 10_000))
+    env_option(p, "--chunksize", "JOBBENCH_CHUNKSIZE", None,
+               "Pool.map / ProcessPoolExecutor.map chunksize (unset: Pool.map's heuristic)",
+               type=bounded(int, 1, 1_000_000))
+    env_option(p, "--batch-size", "JOBBENCH_BATCH_SIZE", None,
+               "Celery: jobs per message (unset: chosen from jobs and concurrency)",
+               type=bounded(int, 1, 100_000))
+    env_option(p, "--timeout-s", "JOBBENCH_TIMEOUT_S", 600.0,
+               "Celery: seconds to wait for every job before naming the missing ones",
+               type=bounded(float, 0.1, 86_400.0))
+    env_option(p, "--seed", "JOBBENCH_SEED", None, "seed of the model-order shuffle",
+               type=bounded(int, 0, 2**32 - 1))
+    p.add_argument("--no-shuffle", action="store_true",
+                   help="run models in the given order in every repeat (default: shuffled)")
+    env_option(p, "--out", "JOBBENCH_OUT", Path("results"),
+               "results directory: writes OUT/<run_id>/results.json and OUT/latest", type=Path)
+    p.add_argument("--flower", action="store_true",
+                   help="keep Flower up during the run and print its URL")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    # fmt: skip
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from producer.bench import Bench, BenchConfig
+    from producer.report import build_report
+    from producer.results import JOBS_FILE, check_writable, write_jobs_csv, write_run
+    from producer.table import print_table
+    from shared.settings import Settings
+
+    settings = Settings.from_env()
+    check_writable(args.out)
+    config = BenchConfig(
+        models=args.models, workloads=args.workloads, io_jobs=args.io_jobs,
+        cpu_jobs=args.cpu_jobs, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms,
+        url=args.url, repeat=args.repeat, warmup=args.warmup, shuffle=not args.no_shuffle,
+        seed=args.seed, mode=args.result, out_dir=args.out,
+        thread_pool_workers=args.thread_pool_workers, chunksize=args.chunksize,
+        batch_size=args.batch_size, completion_timeout_s=args.timeout_s, flower=args.flower,
+    )  # fmt: skip
+    err = Console(stderr=True)
+    show = not args.quiet and err.is_terminal
+    with err.status("starting", spinner="dots") if show else _nullcontext() as status:
+
+        def progress(message: str) -> None:
+            if status is not None:
+                status.update(message)
+
+        bench = Bench(config, settings, progress)
+        doc = bench.run()
+    run_dir = write_run(args.out, doc)
+    write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
+    build_report(run_dir)
+    print_table(doc)
+    print(f"results: {run_dir / 'results.json'}")
+    return EXIT_OK
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def cmd_target(args: argparse.Namespace) -> int:
+    from producer.target import TargetConfig, serve
+
+    serve(args.host, args.port, TargetConfig(args.latency_ms, args.jitter_ms))
+    return EXIT_OK
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="jobbench",
+        description="Which execution model fits this job? Measure the seed IO and CPU workloads "
+        "through in-process models and Celery pools, side by side.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    bench = sub.add_parser("bench", help="run the benchmark and write results", epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bench_options(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    target = sub.add_parser("target", help="serve the local HTTP target (GET /ip after a latency)")
+    env_option(target, "--host", "JOBBENCH_TARGET_HOST", "127.0.0.1", "address to bind")
+    env_option(target, "--port", "JOBBENCH_TARGET_PORT", 8080, "port", type=bounded(int, 1, 65535))
+    env_option(target, "--latency-ms", "JOBBENCH_LATENCY_MS", 160.0, "latency per request",
+               type=bounded(float, 0.0, 60_000.0))
+    env_option(target, "--jitter-ms", "JOBBENCH_JITTER_MS", 0.0, "uniform ± jitter",
+               type=bounded(float, 0.0, 60_000.0))
+    target.set_defaults(func=cmd_target)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        sys.stderr.write("jobbench: interrupted; every process it started was stopped\n")
+        return EXIT_INTERRUPTED
+    except (SettingsError, ServiceError) as exc:
+        sys.stderr.write(f"jobbench: error: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
+        sys.stderr.write(f"jobbench: error: {exc}\n")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The results table printed at the end of a run (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def results_table(doc: dict[str, Any]) -> Table:
+    meta = doc.get("metadata", {})
+    table = Table(
+        title=f"jobbench {doc['run_id']}  ·  {meta.get('cpu_count', '?')} cores  ·  "
+        f"jobs return: {meta.get('result_mode', 'digest')}",
+        title_justify="left",
+    )
+    for col, justify in (
+        ("workload", "left"), ("model", "left"), ("jobs", "right"), ("conc.", "right"),
+        ("median s", "right"), ("min–max s", "right"), ("IQR s", "right"), ("jobs/s", "right"),
+        ("speedup", "right"), ("ideal s", "right"), ("effic.", "right"), ("notes", "left"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in doc["results"]:
+        wall = r["wall_s"]
+        notes = []
+        if wall.get("noisy"):
+            notes.append(f"noisy ±{wall['spread_rel']:.0%}")
+        if r.get("n_error"):
+            notes.append(f"{r['n_error']} failed")
+        if r.get("redelivered"):
+            notes.append(f"{r['redelivered']} redelivered")
+        if r.get("family") == "celery":
+            enq = r.get("extra", {}).get("enqueue_s")
+            if isinstance(enq, dict):
+                notes.append(f"enqueue {enq['median']:.2f}s")
+            bs = r.get("params", {}).get("batch_size")
+            if bs:
+                notes.append(f"batch {bs}")
+        elif r.get("params", {}).get("chunksize"):
+            notes.append(f"chunk {r['params']['chunksize']}")
+        table.add_row(
+            r["workload"], r["model"], str(r["n_jobs"]), str(r["params"].get("concurrency", "")),
+            _fmt(wall["median"], ".3f"), f"{wall['min']:.3f}–{wall['max']:.3f}",
+            _fmt(wall.get("iqr"), ".3f"), _fmt(r.get("jobs_per_s"), ",.0f"),
+            _fmt(r.get("speedup_vs_sequential"), ".2f") + ("×" if r.get("speedup_vs_sequential") else ""),
+            _fmt(r.get("ideal_s"), ".3f"), _fmt(r.get("efficiency"), ".0%"), ", ".join(notes),
+        )  # fmt: skip
+    return table
+
+
+def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a pipe or file: do not squeeze the table to 80 columns
+            console = Console(width=170)
+    console.print(results_table(doc))
