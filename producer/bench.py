@@ -101,7 +101,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def collect_metadata(config: BenchConfig, settings: Settings, redis: ResolvedRedis) -> dict[str, Any]:
+def collect_metadata(
+    config: BenchConfig, settings: Settings, redis: ResolvedRedis
+) -> dict[str, Any]:
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     if cfg.get("url"):
         cfg["url"] = redact_url(str(cfg["url"]))
@@ -167,7 +169,9 @@ class ModelRun:
         return order[(len(order) - 1) // 2]
 
 
-def _ideal_s(run: ModelRun, seq_median: float | None, latency_s: float | None, cpus: int) -> float | None:
+def _ideal_s(
+    run: ModelRun, seq_median: float | None, latency_s: float | None, cpus: int
+) -> float | None:
     if run.workload == "cpu":
         if seq_median is None:
             return None
@@ -180,7 +184,11 @@ def _ideal_s(run: ModelRun, seq_median: float | None, latency_s: float | None, c
 def summarize_runs(
     runs: Sequence[ModelRun], latency_s: dict[Workload, float | None], cpus: int, mode: ResultMode
 ) -> list[dict[str, Any]]:
-    seq = {r.workload: summarize(r.wall_s)["median"] for r in runs if r.model == "sequential" and r.wall_s}
+    seq = {
+        r.workload: summarize(r.wall_s)["median"]
+        for r in runs
+        if r.model == "sequential" and r.wall_s
+    }
     out = []
     for run in runs:
         if not run.wall_s:
@@ -259,7 +267,9 @@ class Bench:
             if target is not None:
                 latency["io"] = target.latency_ms / 1000
             else:
-                seq = [r for r in runs if r.workload == "io" and r.model == "sequential" and r.wall_s]
+                seq = [
+                    r for r in runs if r.workload == "io" and r.model == "sequential" and r.wall_s
+                ]
                 latency["io"] = summarize(seq[0].wall_s)["median"] / seq[0].n_jobs if seq else None
             doc = {
                 "schema": SCHEMA,
@@ -268,11 +278,15 @@ class Bench:
                 "finished_at": datetime.now(UTC).isoformat(),
                 "metadata": {
                     **collect_metadata(self.config, self.settings, redis),
-                    "target": {"url": redact_url(url), "local": target is not None,
-                               "latency_ms": self.config.latency_ms if target else None,
-                               "ideal_latency_source": "configured" if target else
-                               "sequential median / n_jobs"},
-                },  # fmt: skip
+                    "target": {
+                        "url": redact_url(url),
+                        "local": target is not None,
+                        "latency_ms": self.config.latency_ms if target else None,
+                        "ideal_latency_source": (
+                            "configured" if target else "sequential median / n_jobs"
+                        ),
+                    },
+                },
                 "results": summarize_runs(runs, latency, usable_cpus(), self.config.mode),
             }
             self._keep_summary(store, doc)
@@ -317,7 +331,9 @@ class Bench:
                     concurrency=runner.concurrency(workload, n_jobs), start_info=info,
                 )  # fmt: skip
                 for w in range(self.config.warmup):
-                    warm = JobBatch(self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode)
+                    warm = JobBatch(
+                        self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode
+                    )
                     runner.run(warm)
             for rep in range(self.config.repeat):
                 order = list(names)
@@ -346,17 +362,19 @@ class Bench:
             missing = sorted(set(range(batch.n_jobs)) - set(ids))
             raise RunIncomplete(name, missing, batch.n_jobs)
 
-    def _store_records(self, store: TimingStore, model: str, batch: JobBatch, result: RunResult) -> None:
+    def _store_records(
+        self, store: TimingStore, model: str, batch: JobBatch, result: RunResult
+    ) -> None:
         """In-process records go to Redis too (after the timed window), so every model's job
         timings live in one place; Celery runners already wrote theirs from the workers."""
         scope = keys.scope(self.run_id, model, batch.workload, batch.repeat)
         if RUNNERS[model].family != "celery":
-            store.register_scope(self.run_id, scope, {"n_jobs": batch.n_jobs, "model": model,
-                                                      "workload": batch.workload})  # fmt: skip
+            meta = {"n_jobs": batch.n_jobs, "model": model, "workload": batch.workload}
+            store.register_scope(self.run_id, scope, meta)
             for i in range(0, len(result.records), 5000):
                 store.save(scope, result.records[i : i + 5000])
         pipe = store.client.pipeline(transaction=False)
-        for key in (keys.records(scope), keys.attempts(scope), keys.enqueued(scope), keys.meta(scope),
-                    keys.scopes_index(self.run_id)):  # fmt: skip
+        stems = (keys.records, keys.attempts, keys.enqueued, keys.meta)
+        for key in (*(stem(scope) for stem in stems), keys.scopes_index(self.run_id)):
             pipe.expire(key, RECORD_TTL_S)
         pipe.execute()

@@ -100,50 +100,143 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
     from shared.workloads import DEFAULT_CPU_JOBS, DEFAULT_IO_JOBS
 
     models = sorted(RUNNERS)
-    env_option(p, "--models", "JOBBENCH_MODELS", ",".join(m for m in DEFAULT_MODELS if m in RUNNERS),
-               f"comma-separated models ({', '.join(models)})", type=choice_list(models, "model"))
-    env_option(p, "--workloads", "JOBBENCH_WORKLOADS", "io,cpu", "comma-separated workloads",
-               type=choice_list(WORKLOADS, "workload"))
-    env_option(p, "--io-jobs", "JOBBENCH_IO_JOBS", DEFAULT_IO_JOBS, "HTTP requests per IO run",
-               type=bounded(int, 1, 100_000))
-    env_option(p, "--cpu-jobs", "JOBBENCH_CPU_JOBS", DEFAULT_CPU_JOBS,
-               "CPU jobs: get_prime_numbers(n) for n in range(1000, 1000+N)",
-               type=bounded(int, 1, 1_000_000))
-    env_option(p, "--latency-ms", "JOBBENCH_LATENCY_MS", 160.0,
-               "latency of the local HTTP target per request", type=bounded(float, 0.0, 60_000.0))
-    env_option(p, "--jitter-ms", "JOBBENCH_JITTER_MS", 0.0, "uniform ± jitter of the target",
-               type=bounded(float, 0.0, 60_000.0))
-    env_option(p, "--url", "JOBBENCH_URL", None,
-               "IO target URL instead of the local target (e.g. https://httpbin.org/ip)",
-               type=http_url)
-    env_option(p, "--repeat", "JOBBENCH_REPEAT", 3, "measured repeats per model and workload",
-               type=bounded(int, 1, 100))
-    env_option(p, "--warmup", "JOBBENCH_WARMUP", 1, "untimed warm-up runs (of a few jobs) per model",
-               type=bounded(int, 0, 10))
-    env_option(p, "--result", "JOBBENCH_RESULT", "digest",
-               "what each job hands back: a digest, or the full result (primes list, body)",
-               choices=RESULT_MODES)
-    env_option(p, "--thread-pool-workers", "JOBBENCH_THREAD_POOL_WORKERS", None,
-               "ThreadPoolExecutor max_workers (unset: Python's default)", type=bounded(int, 1, 10_000))
-    env_option(p, "--chunksize", "JOBBENCH_CHUNKSIZE", None,
-               "Pool.map / ProcessPoolExecutor.map chunksize (unset: Pool.map's heuristic)",
-               type=bounded(int, 1, 1_000_000))
-    env_option(p, "--batch-size", "JOBBENCH_BATCH_SIZE", None,
-               "Celery: jobs per message (unset: chosen from jobs and concurrency)",
-               type=bounded(int, 1, 100_000))
-    env_option(p, "--timeout-s", "JOBBENCH_TIMEOUT_S", 600.0,
-               "Celery: seconds to wait for every job before naming the missing ones",
-               type=bounded(float, 0.1, 86_400.0))
-    env_option(p, "--seed", "JOBBENCH_SEED", None, "seed of the model-order shuffle",
-               type=bounded(int, 0, 2**32 - 1))
-    p.add_argument("--no-shuffle", action="store_true",
-                   help="run models in the given order in every repeat (default: shuffled)")
-    env_option(p, "--out", "JOBBENCH_OUT", Path("results"),
-               "results directory: writes OUT/<run_id>/results.json and OUT/latest", type=Path)
-    p.add_argument("--flower", action="store_true",
-                   help="keep Flower up during the run and print its URL")
+    env_option(
+        p,
+        "--models",
+        "JOBBENCH_MODELS",
+        ",".join(m for m in DEFAULT_MODELS if m in RUNNERS),
+        f"comma-separated models ({', '.join(models)})",
+        type=choice_list(models, "model"),
+    )
+    env_option(
+        p,
+        "--workloads",
+        "JOBBENCH_WORKLOADS",
+        "io,cpu",
+        "comma-separated workloads",
+        type=choice_list(WORKLOADS, "workload"),
+    )
+    env_option(
+        p,
+        "--io-jobs",
+        "JOBBENCH_IO_JOBS",
+        DEFAULT_IO_JOBS,
+        "HTTP requests per IO run",
+        type=bounded(int, 1, 100_000),
+    )
+    env_option(
+        p,
+        "--cpu-jobs",
+        "JOBBENCH_CPU_JOBS",
+        DEFAULT_CPU_JOBS,
+        "CPU jobs: get_prime_numbers(n) for n in range(1000, 1000+N)",
+        type=bounded(int, 1, 1_000_000),
+    )
+    env_option(
+        p,
+        "--latency-ms",
+        "JOBBENCH_LATENCY_MS",
+        160.0,
+        "latency of the local HTTP target per request",
+        type=bounded(float, 0.0, 60_000.0),
+    )
+    env_option(
+        p,
+        "--jitter-ms",
+        "JOBBENCH_JITTER_MS",
+        0.0,
+        "uniform ± jitter of the target",
+        type=bounded(float, 0.0, 60_000.0),
+    )
+    env_option(
+        p,
+        "--url",
+        "JOBBENCH_URL",
+        None,
+        "IO target URL instead of the local target (e.g. https://httpbin.org/ip)",
+        type=http_url,
+    )
+    env_option(
+        p,
+        "--repeat",
+        "JOBBENCH_REPEAT",
+        3,
+        "measured repeats per model and workload",
+        type=bounded(int, 1, 100),
+    )
+    env_option(
+        p,
+        "--warmup",
+        "JOBBENCH_WARMUP",
+        1,
+        "untimed warm-up runs (of a few jobs) per model",
+        type=bounded(int, 0, 10),
+    )
+    env_option(
+        p,
+        "--result",
+        "JOBBENCH_RESULT",
+        "digest",
+        "what each job hands back: a digest, or the full result (primes list, body)",
+        choices=RESULT_MODES,
+    )
+    env_option(
+        p,
+        "--thread-pool-workers",
+        "JOBBENCH_THREAD_POOL_WORKERS",
+        None,
+        "ThreadPoolExecutor max_workers (unset: Python's default)",
+        type=bounded(int, 1, 10_000),
+    )
+    env_option(
+        p,
+        "--chunksize",
+        "JOBBENCH_CHUNKSIZE",
+        None,
+        "Pool.map / ProcessPoolExecutor.map chunksize (unset: Pool.map's heuristic)",
+        type=bounded(int, 1, 1_000_000),
+    )
+    env_option(
+        p,
+        "--batch-size",
+        "JOBBENCH_BATCH_SIZE",
+        None,
+        "Celery: jobs per message (unset: chosen from jobs and concurrency)",
+        type=bounded(int, 1, 100_000),
+    )
+    env_option(
+        p,
+        "--timeout-s",
+        "JOBBENCH_TIMEOUT_S",
+        600.0,
+        "Celery: seconds to wait for every job before naming the missing ones",
+        type=bounded(float, 0.1, 86_400.0),
+    )
+    env_option(
+        p,
+        "--seed",
+        "JOBBENCH_SEED",
+        None,
+        "seed of the model-order shuffle",
+        type=bounded(int, 0, 2**32 - 1),
+    )
+    p.add_argument(
+        "--no-shuffle",
+        action="store_true",
+        help="run models in the given order in every repeat (default: shuffled)",
+    )
+    env_option(
+        p,
+        "--out",
+        "JOBBENCH_OUT",
+        Path("results"),
+        "results directory: writes OUT/<run_id>/results.json and OUT/latest",
+        type=Path,
+    )
+    p.add_argument(
+        "--flower", action="store_true", help="keep Flower up during the run and print its URL"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    # fmt: skip
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -205,18 +298,34 @@ def build_parser() -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    bench = sub.add_parser("bench", help="run the benchmark and write results", epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmark and write results",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_bench_options(bench)
     bench.set_defaults(func=cmd_bench)
 
     target = sub.add_parser("target", help="serve the local HTTP target (GET /ip after a latency)")
     env_option(target, "--host", "JOBBENCH_TARGET_HOST", "127.0.0.1", "address to bind")
     env_option(target, "--port", "JOBBENCH_TARGET_PORT", 8080, "port", type=bounded(int, 1, 65535))
-    env_option(target, "--latency-ms", "JOBBENCH_LATENCY_MS", 160.0, "latency per request",
-               type=bounded(float, 0.0, 60_000.0))
-    env_option(target, "--jitter-ms", "JOBBENCH_JITTER_MS", 0.0, "uniform ± jitter",
-               type=bounded(float, 0.0, 60_000.0))
+    env_option(
+        target,
+        "--latency-ms",
+        "JOBBENCH_LATENCY_MS",
+        160.0,
+        "latency per request",
+        type=bounded(float, 0.0, 60_000.0),
+    )
+    env_option(
+        target,
+        "--jitter-ms",
+        "JOBBENCH_JITTER_MS",
+        0.0,
+        "uniform ± jitter",
+        type=bounded(float, 0.0, 60_000.0),
+    )
     target.set_defaults(func=cmd_target)
     return parser
 

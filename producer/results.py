@@ -33,12 +33,17 @@ def check_writable(out_dir: Path) -> None:
         raise ResultsError(f"cannot write results to {out_dir}: {exc.strerror or exc}") from None
 
 
+#: Permissions of result files (mkstemp would leave them private to the owner).
+FILE_MODE = 0o644
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -103,6 +108,7 @@ def write_jobs_csv(path: Path, rows: Iterable[tuple[int, JobRecord]]) -> int:
                     f"{r.end_to_end_s:.6f}", r.error or "",
                 ])  # fmt: skip
                 n += 1
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -100,7 +100,9 @@ def run_target(
 
 def redis_reachable(url: str, timeout_s: float = 1.0) -> bool:
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
         try:
             return bool(client.ping())
         finally:
@@ -138,7 +140,9 @@ def embedded_redis(extra_args: Sequence[str] = ()) -> Iterator[str]:
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        wait_until(lambda: redis_reachable(url, 0.2), SERVICE_START_TIMEOUT_S, "embedded Redis", proc)
+        wait_until(
+            lambda: redis_reachable(url, 0.2), SERVICE_START_TIMEOUT_S, "embedded Redis", proc
+        )
         yield url
     finally:
         stop_process(proc)

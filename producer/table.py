@@ -43,11 +43,12 @@ def results_table(doc: dict[str, Any]) -> Table:
                 notes.append(f"batch {bs}")
         elif r.get("params", {}).get("chunksize"):
             notes.append(f"chunk {r['params']['chunksize']}")
+        speedup = r.get("speedup_vs_sequential")
         table.add_row(
             r["workload"], r["model"], str(r["n_jobs"]), str(r["params"].get("concurrency", "")),
             _fmt(wall["median"], ".3f"), f"{wall['min']:.3f}–{wall['max']:.3f}",
             _fmt(wall.get("iqr"), ".3f"), _fmt(r.get("jobs_per_s"), ",.0f"),
-            _fmt(r.get("speedup_vs_sequential"), ".2f") + ("×" if r.get("speedup_vs_sequential") else ""),
+            _fmt(r.get("speedup_vs_sequential"), ".2f") + ("×" if speedup else ""),
             _fmt(r.get("ideal_s"), ".3f"), _fmt(r.get("efficiency"), ".0%"), ", ".join(notes),
         )  # fmt: skip
     return table

@@ -7,9 +7,10 @@ Conventional variable names are used so the same values work for Celery, Flower 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 #: Redis used when the user sets nothing; if it is unreachable the producer starts an embedded one.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -24,20 +25,20 @@ class SettingsError(ValueError):
     """A setting from the environment or the command line is malformed (one-line message)."""
 
 
+#: scheme://userinfo@rest, userinfo running to the *last* "@": a raw password may hold "/", "?",
+#: "#" or "@", which would fool urlsplit into leaking it as a path or query.
+_USERINFO = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>.*)@(?P<rest>.*)$", re.S
+)
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***`` (user names are kept)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<malformed url>"
-    if parts.password is None:
+    m = _USERINFO.match(url)
+    if m is None or ":" not in m["userinfo"]:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    user = m["userinfo"].split(":", 1)[0]
+    return f"{m['scheme']}{user}:***@{m['rest']}"
 
 
 def validate_url(url: str, schemes: frozenset[str], what: str) -> str:

@@ -89,7 +89,9 @@ def run_cpu_job(n: int, mode: ResultMode = "digest") -> str:
     return digest_primes(get_prime_numbers(n), mode)
 
 
-def run_io_job(url: str, mode: ResultMode = "digest", session: requests.Session | None = None) -> str:
+def run_io_job(
+    url: str, mode: ResultMode = "digest", session: requests.Session | None = None
+) -> str:
     response = make_request(url, session)
     return digest_body(response.status_code, response.content, mode)
 

@@ -15,7 +15,9 @@ def run_job(job: JobArgs) -> JobRecord:
     return timed_job(job_id, workload, arg, model=model, pool=model, mode=mode)
 
 
-def job_args(model: str, workload: Workload, args: list[int | str], mode: ResultMode) -> list[JobArgs]:
+def job_args(
+    model: str, workload: Workload, args: list[int | str], mode: ResultMode
+) -> list[JobArgs]:
     return [(i, workload, arg, model, mode) for i, arg in enumerate(args)]
 
 
