@@ -12,7 +12,6 @@ from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 
-from producer.runners import RUNNERS
 from producer.services import ServiceError
 from shared.settings import SettingsError, validate_http_url
 from shared.workloads import RESULT_MODES, WORKLOADS
@@ -97,6 +96,7 @@ def env_option(
 
 def add_bench_options(p: argparse.ArgumentParser) -> None:
     from producer.bench import DEFAULT_MODELS
+    from producer.runners import RUNNERS
     from shared.workloads import DEFAULT_CPU_JOBS, DEFAULT_IO_JOBS
 
     models = sorted(RUNNERS)
@@ -331,9 +331,11 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # Building the parser imports the runners and the Celery app, which read the
+        # environment: a malformed variable must already be a one-line error.
+        parser = build_parser()
+        args = parser.parse_args(argv)
         code: int = args.func(args)
         return code
     except KeyboardInterrupt:
