@@ -1,0 +1,75 @@
+"""Every command the README shows runs, with tiny parameters (pyperf's test_examples idea).
+
+Commands are the ``$ ...`` lines of the README's ```console blocks. Benchmark commands get tiny
+sizes appended (argparse keeps the last value); commands that cannot run here are listed in
+``NOT_RUN`` with the reason and the test that covers them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+#: Appended to every benchmark command: small enough for seconds, big enough to measure.
+TINY = "--io-jobs 4 --cpu-jobs 20 --repeat 1 --warmup 0 --latency-ms 10 --quiet"
+
+#: Commands not run here, each with why and where it is covered instead.
+NOT_RUN = {
+    "make test": "this is the command running this test",
+    "make flower": "serves until stopped: tests/test_flower_browser.py runs Flower for real",
+    "make up": "needs a Docker engine: tests/test_compose.py runs every service natively",
+    "make down": "needs a Docker engine",
+    "make bench-compose": "needs a Docker engine: tests/test_compose.py mirrors it natively",
+    "make bench-hosts": "needs root and network namespaces: tests/test_hosts.py covers it",
+}
+
+
+def readme_commands() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
+        commands += [line[2:].strip() for line in block.splitlines() if line.startswith("$ ")]
+    return commands
+
+
+def test_readme_gives_the_two_setup_commands() -> None:
+    commands = readme_commands()
+    assert commands[:2] == ["make bench-celery", "make test"]
+
+
+def shrink(command: str, out: Path) -> str:
+    """The command with tiny sizes, its results under ``out``."""
+    tiny = f"{TINY} --out {shlex.quote(str(out))}"
+    if command.startswith("make bench-") and "bench-overhead" not in command:
+        m = re.search(r'ARGS="([^"]*)"', command)
+        args = f"{m.group(1)} {tiny}" if m else tiny
+        base = command[: m.start()].strip() if m else command
+        return f'{base} ARGS="{args}"'
+    if command.startswith("jobbench bench"):
+        return f"{command} {tiny}"
+    return command
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_command_runs(command: str, tmp_path: Path) -> None:
+    key = " ".join(command.split()[:2])
+    if key in NOT_RUN:
+        pytest.skip(NOT_RUN[key])
+    cmd = shrink(command, tmp_path / "results")
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170
+    )
+    assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    if "bench" in cmd and "--help" not in cmd and "overhead" not in cmd:
+        assert (tmp_path / "results" / "latest" / "results.json").exists()
