@@ -327,6 +327,9 @@ def build_parser() -> Parser:
         type=bounded(float, 0.0, 60_000.0),
     )
     target.set_defaults(func=cmd_target)
+    from producer import report_cli  # here, not at the top: report_cli imports this module
+
+    report_cli.register(sub)
     return parser
 
 

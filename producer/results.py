@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,13 +117,75 @@ def write_jobs_csv(path: Path, rows: Iterable[tuple[int, JobRecord]]) -> int:
     return n
 
 
+#: The results.json schema this code reads. ``producer.bench.SCHEMA`` is the one it writes; a test
+#: holds them equal (bench is not imported here: it pulls in every runner and the Celery app).
+SCHEMA = 1
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: ``MIGRATIONS[n]`` turns a schema-``n`` document into a schema-``n + 1`` one. Bumping
+#: ``bench.SCHEMA`` means adding the step from the previous version here, so every results.json
+#: ever written stays loadable and comparable (pyperf keeps reading its old JSON the same way).
+MIGRATIONS: dict[int, Migration] = {}
+
+#: Fields of a result row that early schema-1 files may lack, with the value that means "not
+#: measured": readers (report, compare) can then index every row without guarding each key.
+ROW_DEFAULTS: dict[str, Any] = {
+    "family": "in-process", "params": {}, "startup": {}, "n_error": 0, "errors": [], "extra": {},
+    "queue_wait_s": {}, "run_s": {}, "end_to_end_s": {}, "jobs_per_process": {},
+    "jobs_per_thread": {}, "jobs_per_host": {}, "redelivered": 0, "speedup_vs_sequential": None,
+    "ideal_s": None, "efficiency": None, "jobs_per_s": None,
+}  # fmt: skip
+
+
+#: What a result row cannot do without: the identity of the measurement and its wall times.
+ROW_REQUIRED = ("workload", "model", "n_jobs", "wall_s")
+
+
+def _fill_defaults(doc: dict[str, Any], origin: str) -> dict[str, Any]:
+    doc.setdefault("metadata", {})
+    if not isinstance(doc["results"], list):
+        raise ResultsError(f"{origin}: 'results' is not a list")
+    for i, row in enumerate(doc["results"]):
+        missing = [k for k in ROW_REQUIRED if not isinstance(row, dict) or k not in row]
+        wall = row.get("wall_s") if isinstance(row, dict) else None
+        if missing or not isinstance(wall, dict) or not {"median", "min", "max"} <= wall.keys():
+            raise ResultsError(f"{origin}: result {i} lacks {', '.join(missing) or 'wall_s stats'}")
+        for key, value in ROW_DEFAULTS.items():
+            row.setdefault(key, json.loads(json.dumps(value)))  # a fresh copy per row
+        row.setdefault("repeats", len(row["wall_s"].get("values", [])) or 1)
+        row.setdefault("n_ok", row.get("n_jobs", 0) * row["repeats"] - row["n_error"])
+    return doc
+
+
+def migrate(doc: Any, origin: str) -> dict[str, Any]:
+    """Bring a results document of any known schema up to ``SCHEMA`` (``origin`` names it in
+    errors: a file path or a Redis key)."""
+    if not isinstance(doc, dict) or not {"schema", "run_id", "results"} <= doc.keys():
+        raise ResultsError(f"{origin} is not a jobbench results.json")
+    version = doc["schema"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ResultsError(f"{origin} has an invalid schema version {version!r}")
+    if version > SCHEMA:
+        raise ResultsError(
+            f"{origin} uses results schema {version}, newer than this jobbench reads ({SCHEMA}): "
+            "upgrade jobbench"
+        )
+    while version < SCHEMA:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ResultsError(f"{origin}: no migration from results schema {version}")
+        doc = step(doc)
+        version += 1
+        doc["schema"] = version
+    return _fill_defaults(doc, origin)
+
+
 def load_results(path: Path) -> dict[str, Any]:
-    """Load a results.json (a file or a run directory)."""
+    """Load a results.json (a file or a run directory), migrated to the current schema."""
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
-        doc: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+        doc = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ResultsError(f"cannot read results from {file}: {exc}") from None
-    if not isinstance(doc, dict) or "schema" not in doc or "results" not in doc:
-        raise ResultsError(f"{file} is not a jobbench results.json")
-    return doc
+    return migrate(doc, str(file))
