@@ -46,5 +46,45 @@ bench-celery: install ## the main job: every model (in-process and Celery) on bo
 bench-inprocess: install ## in-process models only
 	$(BIN)/jobbench bench --models sequential,threading,thread_pool,asyncio,multiprocessing_pool,process_pool,process_pool_map $(ARGS)
 
+# --- Flower and docker compose (docs/compose-and-flower.md) --------------------------------------
+# Compose v2 (`docker compose`); with Debian's v1: make up COMPOSE=docker-compose
+COMPOSE ?= docker compose
+# Extra `docker compose up` arguments, e.g. make up UP_ARGS="--scale worker-threads=3"
+UP_ARGS ?=
+# The compose producer writes ./results as this user (the bind mount must stay yours).
+JOBBENCH_UID ?= $(shell id -u)
+JOBBENCH_GID ?= $(shell id -g)
+# Debian packages the browser test and the compose validation use.
+BROWSER_DEPS := chromium chromium-driver docker-compose
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: browser-deps
+
+flower: install ## Flower on 127.0.0.1:5555 (FLOWER_PORT=N) for the Celery app; auth: FLOWER_BASIC_AUTH=u:p
+	$(BIN)/python -m producer.flower --port $(FLOWER_PORT)
+
+up: ## compose: redis, target, a worker per pool, flower, detached (UP_ARGS="--scale worker-threads=3")
+	FLOWER_PORT=$(FLOWER_PORT) $(COMPOSE) up -d --build $(UP_ARGS)
+	@echo "flower: http://127.0.0.1:$(FLOWER_PORT)/"
+
+down: ## compose: stop and remove every service, the producer too (the Redis volume is kept)
+	$(COMPOSE) --profile bench down --remove-orphans
+
+bench-compose: ## compose: run the producer (jobbench bench) against the compose workers
+	mkdir -p results
+	$(COMPOSE) --profile bench build
+	JOBBENCH_UID=$(JOBBENCH_UID) JOBBENCH_GID=$(JOBBENCH_GID) FLOWER_PORT=$(FLOWER_PORT) \
+		$(COMPOSE) --profile bench run --rm producer
+
+browser-deps: ## apt-get install chromium chromium-driver docker-compose where missing
+	@missing=""; \
+	for pkg in $(BROWSER_DEPS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "browser-deps: $(BROWSER_DEPS) already installed"; \
+	fi
+
 clean: ## remove the virtualenv and caches (results/ is kept)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

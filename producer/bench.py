@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from producer.flower import flower_during_run
 from producer.runners import RUNNERS, JobBatch, Runner, RunnerOptions, RunResult
 from producer.runners.base import usable_cpus
 from producer.services import ResolvedRedis, Target, resolve_redis, run_target
@@ -246,7 +247,12 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         started_at = datetime.now(UTC).isoformat()
-        with resolve_redis(self.settings) as redis, self._target() as target:
+        with (
+            resolve_redis(self.settings) as redis,
+            self._target() as target,
+            # --flower: up before any worker starts (Flower only sees events sent after it).
+            flower_during_run(self.config.flower, self.settings.broker_url or redis.url),
+        ):
             store = TimingStore.from_url(redis.url)
             url = self.config.url or (target.url if target else "")
             broker = self.settings.broker_url or redis.url
