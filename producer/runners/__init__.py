@@ -2,6 +2,7 @@
 
 from producer.runners import (  # noqa: F401  (imported for registration)
     asyncio_gather,
+    celery_pools,
     multiprocessing_pool,
     process_pool,
     sequential,

@@ -1,0 +1,340 @@
+"""Start and stop Celery worker subprocesses the Celery way (``celery -A worker.app worker``).
+
+Every worker runs in its own session (its own process group), so a stop can kill the whole
+group and no prefork child survives its parent. Three layers make sure no worker outlives the
+process that started it:
+
+1. ``running_worker`` (a context manager) stops its worker on exit, error or Ctrl-C;
+2. a registry of live workers is stopped by ``atexit`` and, if nobody else handles it, by a
+   SIGTERM/SIGHUP handler that turns the signal into ``SystemExit`` after stopping them;
+3. the worker watches its parent pid (``worker.app``) and shuts down if it is orphaned, which
+   covers even a SIGKILL of the producer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from types import FrameType
+from typing import Any, Literal
+
+from celery import Celery
+
+from producer.services import ServiceError
+from shared import keys
+from shared.settings import redact_url
+from shared.timings import TimingStore
+from worker.app import PARENT_PID_ENV, RUN_JOBS_TASK, create_app
+
+PoolName = Literal["prefork", "threads", "solo"]
+POOLS: tuple[PoolName, ...] = ("prefork", "threads", "solo")
+
+#: Seconds a worker may take to run its start-up probe. It needs ~0.5 s here; a loaded CI box
+#: or a slow broker connection can take several.
+WORKER_START_TIMEOUT_S = 30.0
+#: Seconds one ``ping`` waits for its reply.
+PING_TIMEOUT_S = 0.25
+#: The model name of start-up probe records (they live in a scope of their own, deleted after).
+PROBE_MODEL = "worker-probe"
+#: The probe job: the sieve up to 2, so the probe measures start-up, not work.
+PROBE_ARG = 2
+#: Seconds between two checks for the probe's record.
+PROBE_POLL_S = 0.01
+#: Seconds a warm shutdown (SIGTERM: finish running tasks, then exit) may take before the whole
+#: process group is killed. An idle worker needs 0.5-2 s (prefork is the slowest).
+WARM_SHUTDOWN_S = 10.0
+#: The same for emergency stops (signal, interpreter exit): the user is waiting for the prompt.
+EMERGENCY_SHUTDOWN_S = 2.0
+#: A warnings filter (``PYTHONWARNINGS`` syntax) for Celery's "running as root" SecurityWarning,
+#: printed by every worker started in a container. Its danger is a root worker unpickling
+#: messages; ours accept JSON only (Celery refuses to start as root with pickle enabled).
+ROOT_WARNING_FILTER = "ignore:You're running the worker with superuser privileges"
+
+
+@dataclass
+class WorkerProcess:
+    """A running worker subprocess and the facts about it a report needs."""
+
+    proc: subprocess.Popen[bytes]
+    nodename: str
+    queue: str
+    pool: PoolName
+    concurrency: int
+    prefetch_multiplier: int
+    broker_url: str
+    redis_url: str
+    startup_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+@lru_cache(maxsize=8)
+def producer_app(broker_url: str) -> Celery:
+    """The app the producer publishes and pings through: same config, the resolved broker.
+
+    Cached per URL so its producer and connection pools stay warm across repeats.
+    """
+    return create_app(broker_url)
+
+
+def queue_name(model: str, token: str | None = None) -> str:
+    """A queue no other run uses: concurrent runs sharing a Redis never eat each other's tasks."""
+    return f"jobbench.{token or uuid.uuid4().hex[:12]}.{model}"
+
+
+def worker_command(
+    *,
+    pool: PoolName,
+    concurrency: int,
+    nodename: str,
+    queue: str,
+    prefetch_multiplier: int,
+    heartbeat: bool = False,
+) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "worker.app", "worker",
+        f"--pool={pool}", "-c", str(concurrency), "-n", nodename, "-Q", queue,
+        "--prefetch-multiplier", str(prefetch_multiplier),
+        "--without-mingle", "--without-gossip", "-E", "--loglevel=WARNING",
+    ]  # fmt: skip
+    if not heartbeat:
+        # Heartbeats only feed monitors (Flower): without one, skip their periodic event traffic.
+        cmd.append("--without-heartbeat")
+    return cmd
+
+
+def ping(app: Celery, nodename: str, timeout_s: float = PING_TIMEOUT_S) -> bool:
+    """Whether ``nodename`` answers a control ping (its mailbox works; Flower relies on it)."""
+    replies = app.control.ping(destination=[nodename], timeout=timeout_s)
+    return any(nodename in reply for reply in replies or [])
+
+
+# --- the registry of live workers -------------------------------------------------------------
+
+_live: dict[int, WorkerProcess] = {}
+_handlers_installed = False
+#: Signals whose default action (die without cleanup) would leave workers behind.
+_FATAL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def live_workers() -> list[WorkerProcess]:
+    return list(_live.values())
+
+
+def _stop_all_now() -> None:
+    for worker in list(_live.values()):
+        stop_worker(worker, grace_s=EMERGENCY_SHUTDOWN_S)
+
+
+def _on_fatal_signal(signum: int, frame: FrameType | None) -> None:
+    _stop_all_now()
+    # SystemExit unwinds the caller too, so its other services (HTTP target, embedded Redis)
+    # are stopped by their own ``finally`` blocks; 128 + n is the shell's convention.
+    raise SystemExit(128 + signum)
+
+
+def _install_cleanup() -> None:
+    """Register the exit hooks once, on the first worker start (never at import)."""
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(_stop_all_now)
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; atexit still applies
+    for signum in _FATAL_SIGNALS:
+        # Leave a handler someone else installed alone (the CLI may have its own).
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _on_fatal_signal)
+
+
+# --- start / stop --------------------------------------------------------------------------------
+
+
+def start_worker(
+    *,
+    pool: PoolName,
+    concurrency: int,
+    queue: str,
+    broker_url: str,
+    redis_url: str,
+    prefetch_multiplier: int = 1,
+    heartbeat: bool = False,
+    name: str = "jobbench",
+    start_timeout_s: float = WORKER_START_TIMEOUT_S,
+) -> WorkerProcess:
+    """Start a worker consuming ``queue`` and wait until it has run a probe job.
+
+    ``startup_s`` is the time from spawn to the probe's record in Redis. Raises ``ServiceError``
+    if the worker exits or stays silent past ``start_timeout_s`` (and then leaves nothing
+    running).
+    """
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}: choose one of {', '.join(POOLS)}")
+    if concurrency < 1 or prefetch_multiplier < 1:
+        raise ValueError("concurrency and prefetch_multiplier must be at least 1")
+    _install_cleanup()
+    # A unique node name: two workers of one host must not answer each other's pings.
+    nodename = f"{name}-{pool}-{uuid.uuid4().hex[:8]}@%h"
+    cmd = worker_command(
+        pool=pool, concurrency=concurrency, nodename=nodename, queue=queue,
+        prefetch_multiplier=prefetch_multiplier, heartbeat=heartbeat,
+    )  # fmt: skip
+    env = dict(os.environ)
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": broker_url,
+            PARENT_PID_ENV: str(os.getpid()),
+            # Celery's banner goes to stdout (discarded); warnings and errors reach stderr.
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONWARNINGS": ",".join(
+                w for w in (os.environ.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER) if w
+            ),
+        }
+    )
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    worker = WorkerProcess(
+        proc=proc,
+        # %h is expanded by the worker to the host name; ping needs the expanded form.
+        nodename=nodename.replace("%h", socket.gethostname()),
+        queue=queue,
+        pool=pool,
+        concurrency=concurrency,
+        prefetch_multiplier=prefetch_multiplier,
+        broker_url=broker_url,
+        redis_url=redis_url,
+    )
+    _live[proc.pid] = worker
+    try:
+        _wait_ready(worker, start_timeout_s)
+    except BaseException:
+        stop_worker(worker, grace_s=EMERGENCY_SHUTDOWN_S)
+        with contextlib.suppress(Exception):  # the probe may still sit in the queue
+            delete_queue(broker_url, queue)
+        raise
+    worker.startup_s = time.perf_counter() - started
+    return worker
+
+
+def _wait_ready(worker: WorkerProcess, timeout_s: float) -> None:
+    """Wait until the worker has run a probe job from its queue and recorded it in Redis.
+
+    A probe, not ``control.ping``: measured here, a worker consumes its queue ~0.45 s after
+    spawn but answers its first ping only at ~1.0 s (the pidbox subscription comes up later),
+    so a ping would overstate start-up. The probe also proves the whole path the benchmark uses
+    (broker -> worker -> timing Redis at the worker's REDIS_URL) and that the worker detected the
+    pool it was asked for.
+    """
+    app = producer_app(worker.broker_url)
+    store = TimingStore.from_url(worker.redis_url)
+    scope_key = keys.scope(f"probe-{uuid.uuid4().hex[:12]}", PROBE_MODEL, "cpu", 0)
+    try:
+        # Published before the worker is up: the message waits in the queue (a Redis list).
+        with app.producer_or_acquire() as producer:
+            app.send_task(
+                RUN_JOBS_TASK,
+                args=(scope_key, "cpu", PROBE_MODEL, "digest", [[0, PROBE_ARG, time.time_ns()]]),
+                queue=worker.queue,
+                producer=producer,
+                ignore_result=True,
+                argsrepr="<start-up probe>",
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not worker.alive():
+                raise ServiceError(
+                    f"celery worker ({worker.pool}) exited with code {worker.proc.returncode} "
+                    "during start-up (its stderr is above)"
+                )
+            if store.count(scope_key):
+                record = store.load(scope_key)[0]
+                if record.pool != worker.pool:
+                    raise ServiceError(
+                        f"celery worker asked for pool {worker.pool!r} reports {record.pool!r}"
+                    )
+                worker.extra["probe_pid"] = record.pid
+                return
+            time.sleep(PROBE_POLL_S)
+        raise ServiceError(
+            f"celery worker ({worker.pool}) ran no probe job within {timeout_s:.0f} s "
+            f"(is the worker's REDIS_URL {redact_url(worker.redis_url)} reachable?)"
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            store.client.delete(keys.records(scope_key), keys.attempts(scope_key))
+        store.client.close()
+
+
+def stop_worker(worker: WorkerProcess, grace_s: float = WARM_SHUTDOWN_S) -> None:
+    """Warm shutdown (SIGTERM), then SIGKILL of the whole process group. Safe to call twice."""
+    proc = worker.proc
+    try:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace_s)
+        # The worker leads its own process group (start_new_session): whatever is left in it,
+        # the main process if it ignored SIGTERM or a prefork child, dies here.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        # Bounded even now: a signal handler re-entering this function while the main thread
+        # sits in a blocking wait() on the same Popen would otherwise deadlock on its lock.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(EMERGENCY_SHUTDOWN_S)
+    finally:
+        _live.pop(proc.pid, None)
+
+
+@contextlib.contextmanager
+def running_worker(
+    *,
+    pool: PoolName,
+    concurrency: int,
+    queue: str,
+    broker_url: str,
+    redis_url: str,
+    prefetch_multiplier: int = 1,
+    heartbeat: bool = False,
+) -> Iterator[WorkerProcess]:
+    """A started worker, stopped on exit however the block ends."""
+    worker = start_worker(
+        pool=pool, concurrency=concurrency, queue=queue, broker_url=broker_url,
+        redis_url=redis_url, prefetch_multiplier=prefetch_multiplier, heartbeat=heartbeat,
+    )  # fmt: skip
+    try:
+        yield worker
+    finally:
+        stop_worker(worker)
+
+
+def delete_queue(broker_url: str, queue: str) -> None:
+    """Drop a run's queue and whatever is left in it (messages nobody consumed, its binding)."""
+    app = producer_app(broker_url)
+    with app.connection_for_write() as conn:
+        # Declare first: kombu's virtual transports delete only the bindings the channel knows,
+        # and a fresh channel knows none (the Redis binding set would otherwise stay behind).
+        declared = app.amqp.queues[queue].bind(conn.default_channel)
+        declared.declare()
+        declared.delete()
