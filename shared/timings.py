@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import redis
+from redis.typing import EncodableT, FieldT
 import requests
 
 from shared import keys
@@ -141,7 +142,8 @@ class TimingStore:
 
     def mark_enqueued(self, scope_key: str, enqueued_at_ns: Mapping[int, int]) -> None:
         if enqueued_at_ns:
-            self.client.hset(keys.enqueued(scope_key), mapping=dict(enqueued_at_ns))
+            mapping: dict[FieldT, EncodableT] = {str(k): v for k, v in enqueued_at_ns.items()}
+            self.client.hset(keys.enqueued(scope_key), mapping=mapping)
 
     def start_attempts(self, scope_key: str, job_ids: Sequence[int]) -> list[int]:
         """Count one more delivery of each job; returns each job's attempt number (1 = first)."""
@@ -151,12 +153,12 @@ class TimingStore:
         return [int(n) for n in pipe.execute()]
 
     def save(self, scope_key: str, records: Iterable[JobRecord]) -> None:
-        mapping = {str(r.job_id): r.to_json() for r in records}
+        mapping: dict[FieldT, EncodableT] = {str(r.job_id): r.to_json() for r in records}
         if mapping:
             self.client.hset(keys.records(scope_key), mapping=mapping)
 
     def count(self, scope_key: str) -> int:
-        return int(self.client.hlen(keys.records(scope_key)))  # type: ignore[arg-type]
+        return int(self.client.hlen(keys.records(scope_key)))
 
     def load(self, scope_key: str) -> list[JobRecord]:
         raw: dict[bytes, bytes] = self.client.hgetall(keys.records(scope_key))  # type: ignore[assignment]
