@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import redis
-from redis.typing import EncodableT, FieldT
 import requests
+from redis.typing import EncodableT, FieldT
 
 from shared import keys
 from shared.workloads import ResultMode, Workload, run_cpu_job, run_io_job
@@ -170,5 +170,5 @@ class TimingStore:
 
     def missing(self, scope_key: str, n_jobs: int) -> list[int]:
         """Job ids in range(n_jobs) that have no record (HEXISTS-free: one HKEYS)."""
-        present = {int(k) for k in self.client.hkeys(keys.records(scope_key))}  # type: ignore[union-attr]
+        present = {int(k) for k in self.client.hkeys(keys.records(scope_key))}
         return [i for i in range(n_jobs) if i not in present]
