@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from producer.flower import flower_during_run
+from producer.results import SCHEMA
 from producer.runners import RUNNERS, JobBatch, Runner, RunnerOptions, RunResult
 from producer.runners.base import usable_cpus
 from producer.services import ResolvedRedis, Target, resolve_redis, run_target
@@ -38,8 +39,6 @@ from shared.workloads import (
     cpu_arg,
 )
 
-#: results.json schema version (bump only together with a loader migration for older files).
-SCHEMA = 1
 #: Jobs in a warm-up run (untimed): enough to fault in code paths and connections.
 WARMUP_JOBS = 50
 #: How long job records stay in Redis after a run (s): a week, then Redis reclaims them.
