@@ -83,7 +83,8 @@ class BenchConfig:
     flower: bool = False
 
 
-Progress = Callable[[str], None]
+#: Progress callback: (what is happening, measured repeats done, measured repeats in all).
+Progress = Callable[[str, int, int], None]
 
 
 def new_run_id() -> str:
@@ -227,12 +228,14 @@ def summarize_runs(
 
 
 class Bench:
-    """Runs a ``BenchConfig``; ``progress`` receives one-line status messages."""
+    """Runs a ``BenchConfig``; ``progress`` hears what runs now and how many timed repeats of
+    all (model, workload) pairs are done."""
 
     def __init__(self, config: BenchConfig, settings: Settings, progress: Progress | None = None):
         self.config = config
         self.settings = settings
-        self.progress = progress or (lambda _msg: None)
+        self._progress = progress
+        self.steps_done = 0
         self.run_id = new_run_id()
         self.rng = random.Random(config.seed)
 
@@ -298,6 +301,16 @@ class Bench:
             self.runs = runs
             return doc
 
+    @property
+    def steps_total(self) -> int:
+        c = self.config
+        pairs = sum(1 for w in c.workloads for m in c.models if w in RUNNERS[m].workloads)
+        return pairs * c.repeat
+
+    def progress(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress(message, self.steps_done, self.steps_total)
+
     def job_rows(self) -> Iterator[tuple[int, JobRecord]]:
         """(repeat, record) for every job of each model's median repeat: the representative run
         that jobs.csv and the timeline chart show."""
@@ -352,6 +365,7 @@ class Bench:
                     wall = time.perf_counter() - t0
                     self._check(name, batch, result)
                     runs[name].wall_s.append(wall)
+                    self.steps_done += 1
                     runs[name].results.append(result)
                     self._store_records(store, name, batch, result)
         finally:

@@ -4,17 +4,21 @@ environment variable, one-line errors and named exit codes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from rich.console import Console
 
 from producer.services import ServiceError
 from shared.settings import SettingsError, validate_http_url
 from shared.workloads import RESULT_MODES, WORKLOADS
+
+if TYPE_CHECKING:  # bench imports every runner and the Celery app: not at start-up
+    from producer.bench import Progress
 
 EXIT_OK = 0
 #: The command ran but found a problem: jobs missing, a slowdown beyond the allowed threshold.
@@ -257,13 +261,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, completion_timeout_s=args.timeout_s, flower=args.flower,
     )  # fmt: skip
     err = Console(stderr=True)
-    show = not args.quiet and err.is_terminal
-    with err.status("starting", spinner="dots") if show else _nullcontext() as status:
-
-        def progress(message: str) -> None:
-            if status is not None:
-                status.update(message)
-
+    with live_progress(err, enabled=not args.quiet and err.is_terminal) as progress:
         bench = Bench(config, settings, progress)
         doc = bench.run()
     run_dir = write_run(args.out, doc)
@@ -274,12 +272,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
+@contextlib.contextmanager
+def live_progress(console: Console, enabled: bool) -> Iterator[Progress | None]:
+    """A progress bar over the timed repeats (model, workload, repeat) on stderr; nothing when
+    ``enabled`` is false (``--quiet``, or stderr is not a terminal)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as RichProgress
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    columns = (
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        MofNCompleteColumn(), TextColumn("repeats"), TimeElapsedColumn(),
+    )  # fmt: skip
+    with RichProgress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total)
+
+        yield update
 
 
 def cmd_target(args: argparse.Namespace) -> int:
