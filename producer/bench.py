@@ -15,8 +15,8 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -25,12 +25,13 @@ from typing import Any
 from producer.flower import flower_during_run
 from producer.results import SCHEMA
 from producer.runners import RUNNERS, JobBatch, Runner, RunnerOptions, RunResult
-from producer.runners.base import usable_cpus
+from producer.runners.base import BROKER_SEP, runner_class, usable_cpus
+from producer.runners.celery_pools import check_broker
 from producer.services import ResolvedRedis, Target, resolve_redis, run_target
 from producer.stats import percentiles, summarize
 from shared import keys
 from shared.settings import Settings, redact_url
-from shared.timings import JobRecord, TimingStore
+from shared.timings import HOSTNAME, JobRecord, TimingStore
 from shared.workloads import (
     DEFAULT_CPU_JOBS,
     DEFAULT_IO_JOBS,
@@ -81,6 +82,36 @@ class BenchConfig:
     batch_size: int | None = None
     completion_timeout_s: float = 600.0
     flower: bool = False
+    #: Celery brokers to compare, each "redis" (the run's Redis) or a URL; empty: the one broker
+    #: (CELERY_BROKER_URL, else the run's Redis). Every Celery model runs once per broker.
+    brokers: tuple[str, ...] = ()
+    #: Celery: measure workers started elsewhere, on queues ``<queue_prefix>.<pool>``.
+    external_workers: bool = False
+    queue_prefix: str = "jobbench"
+    external_wait_s: float = 60.0
+
+
+#: The label of a broker in model names, by URL scheme (``celery_prefork@amqp``).
+BROKER_LABELS = {"amqp": "amqp", "amqps": "amqp", "pyamqp": "amqp",
+                 "redis": "redis", "rediss": "redis", "unix": "redis"}  # fmt: skip
+
+
+def broker_labels(brokers: Sequence[str], settings: Settings) -> dict[str, str | None]:
+    """Label -> broker URL for the Celery models; the label "" (plain model names, comparable with
+    older runs) and the URL None stand for the run's own Redis."""
+    wanted = brokers or (settings.broker_url or "redis",)
+    out: dict[str, str | None] = {}
+    for raw in wanted:
+        if raw == "redis" or raw == settings.redis_url:
+            out[""] = None
+            continue
+        base = BROKER_LABELS.get(raw.partition("://")[0], "broker")
+        label, n = base, 1
+        while label in out and out[label] != raw:
+            n += 1
+            label = f"{base}{n}"
+        out[label] = raw
+    return out
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
@@ -108,6 +139,7 @@ def collect_metadata(
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     if cfg.get("url"):
         cfg["url"] = redact_url(str(cfg["url"]))
+    cfg["brokers"] = [redact_url(b) for b in config.brokers]
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
@@ -129,8 +161,16 @@ def job_args(workload: Workload, n_jobs: int, url: str) -> list[int | str]:
     return [url] * n_jobs
 
 
-def record_stats(records: Sequence[JobRecord]) -> dict[str, Any]:
-    """Latency percentiles and how the work spread over processes and threads."""
+def record_stats(
+    records: Sequence[JobRecord], clock_shift_ns: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Latency percentiles and how the work spread over hosts, processes and threads.
+
+    ``clock_shift_ns`` (host -> ns, ``worker.clock.relative_offsets_ns``) puts the timestamps of
+    other hosts on the producer's clock before a queue wait (enqueued on the producer, started on
+    the worker) is taken; durations measured on one host need no shift.
+    """
+    shift = clock_shift_ns or {}
     per_process: collections.Counter[str] = collections.Counter()
     per_thread: collections.Counter[str] = collections.Counter()
     per_host: collections.Counter[str] = collections.Counter()
@@ -138,10 +178,13 @@ def record_stats(records: Sequence[JobRecord]) -> dict[str, Any]:
         per_process[f"{r.host}:{r.pid}"] += 1
         per_thread[f"{r.host}:{r.pid}:{r.thread}"] += 1
         per_host[r.host] += 1
+    shifted = {h: s for h, s in shift.items() if h in per_host}
+    pairs = [(r, shift.get(r.host, 0) / 1e9) for r in records]
     return {
-        "queue_wait_s": percentiles([r.queue_wait_s for r in records]),
+        "queue_wait_s": percentiles([r.queue_wait_s + d for r, d in pairs]),
         "run_s": percentiles([r.run_s for r in records]),
-        "end_to_end_s": percentiles([r.end_to_end_s for r in records]),
+        "end_to_end_s": percentiles([r.end_to_end_s + d for r, d in pairs]),
+        "clock_shift_us": {h: round(s / 1000, 1) for h, s in sorted(shifted.items())},
         "jobs_per_process": dict(per_process.most_common()),
         "jobs_per_thread": dict(per_thread.most_common()),
         "jobs_per_host": dict(per_host.most_common()),
@@ -183,7 +226,11 @@ def _ideal_s(
 
 
 def summarize_runs(
-    runs: Sequence[ModelRun], latency_s: dict[Workload, float | None], cpus: int, mode: ResultMode
+    runs: Sequence[ModelRun],
+    latency_s: dict[Workload, float | None],
+    cpus: int,
+    mode: ResultMode,
+    clock_shift_ns: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     seq = {
         r.workload: summarize(r.wall_s)["median"]
@@ -222,7 +269,7 @@ def summarize_runs(
             "errors": sorted({r.error for r in records if r.error})[:10],
             "extra": {k: (summarize(v) if all(isinstance(x, int | float) for x in v) else v)
                       for k, v in extras.items()},
-            **record_stats(records),
+            **record_stats(records, clock_shift_ns),
         })  # fmt: skip
     return out
 
@@ -238,6 +285,7 @@ class Bench:
         self.steps_done = 0
         self.run_id = new_run_id()
         self.rng = random.Random(config.seed)
+        self.brokers = broker_labels(config.brokers, settings)
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[Target | None]:
@@ -256,6 +304,9 @@ class Bench:
             flower_during_run(self.config.flower, self.settings.broker_url or redis.url),
         ):
             store = TimingStore.from_url(redis.url)
+            for broker_url in self.brokers.values():
+                if broker_url and self._uses_celery():
+                    check_broker(broker_url)
             url = self.config.url or (target.url if target else "")
             broker = self.settings.broker_url or redis.url
             options = RunnerOptions(
@@ -266,8 +317,12 @@ class Bench:
                 batch_size=self.config.batch_size,
                 completion_timeout_s=self.config.completion_timeout_s,
                 flower=self.config.flower,
+                external_workers=self.config.external_workers,
+                queue_prefix=self.config.queue_prefix,
+                external_wait_s=self.config.external_wait_s,
                 extra={"run_id": self.run_id},
             )
+            self._publish_own_clock(store)
             runs: list[ModelRun] = []
             for workload in self.config.workloads:
                 runs.extend(self._run_workload(workload, url, options, store))
@@ -294,8 +349,15 @@ class Bench:
                             "configured" if target else "sequential median / n_jobs"
                         ),
                     },
+                    "brokers": {
+                        label or "redis": redact_url(url or redis.url)
+                        for label, url in self.brokers.items()
+                    },
+                    "clocks": self._clocks_metadata(store, runs),
                 },
-                "results": summarize_runs(runs, latency, usable_cpus(), self.config.mode),
+                "results": summarize_runs(
+                    runs, latency, usable_cpus(), self.config.mode, self._clock_shift(store)
+                ),
             }
             self._keep_summary(store, doc)
             self.runs = runs
@@ -304,8 +366,61 @@ class Bench:
     @property
     def steps_total(self) -> int:
         c = self.config
-        pairs = sum(1 for w in c.workloads for m in c.models if w in RUNNERS[m].workloads)
+        pairs = sum(len(self.model_names(w)) for w in c.workloads)
         return pairs * c.repeat
+
+    def model_names(self, workload: Workload) -> list[str]:
+        """The models run on ``workload``: each Celery model once per broker
+        (``celery_prefork``, ``celery_prefork@amqp``), in ``--models`` then ``--brokers`` order."""
+        names = []
+        for model in self.config.models:
+            cls = RUNNERS[model]
+            if workload not in cls.workloads:
+                continue
+            if cls.family != "celery":
+                names.append(model)
+                continue
+            names.extend(f"{model}{BROKER_SEP}{b}" if b else model for b in self.brokers)
+        return names
+
+    def _uses_celery(self) -> bool:
+        return any(RUNNERS[m].family == "celery" for m in self.config.models)
+
+    def _runner(self, model: str, options: RunnerOptions) -> Runner:
+        cls = runner_class(model)
+        if cls.family == "celery":
+            label = model.partition(BROKER_SEP)[2]
+            url = self.brokers[label] or options.redis_url
+            options = replace(options, broker_url=url, broker_label=label)
+        return cls(options)
+
+    # --- clocks (worker.clock) ------------------------------------------------------------------
+
+    def _publish_own_clock(self, store: TimingStore) -> None:
+        """Measure and publish the producer's own offset against the run's Redis TIME."""
+        from worker import clock
+
+        clock.publish(store.client, clock.measure_offset(store.client))
+
+    def _clock_shift(self, store: TimingStore) -> dict[str, int]:
+        from worker import clock
+
+        return clock.relative_offsets_ns(clock.load_offsets(store.client), HOSTNAME)
+
+    def _clocks_metadata(self, store: TimingStore, runs: Sequence[ModelRun]) -> dict[str, Any]:
+        """Each host's offset and error bound, for the hosts that ran a job of this run."""
+        from worker import clock
+
+        hosts = {HOSTNAME} | {
+            rec.host for run in runs for res in run.results for rec in res.records
+        }
+        offsets = clock.load_offsets(store.client)
+        return {
+            "producer": HOSTNAME,
+            "method": "offset = Redis TIME - local midpoint, fastest of "
+            f"{clock.CLOCK_SAMPLES} round trips; error <= RTT/2 + 1 us",
+            "hosts": {h: offsets[h].summary() for h in sorted(hosts) if h in offsets},
+        }
 
     def progress(self, message: str) -> None:
         if self._progress is not None:
@@ -333,12 +448,12 @@ class Bench:
     ) -> list[ModelRun]:
         n_jobs = self.config.io_jobs if workload == "io" else self.config.cpu_jobs
         args = job_args(workload, n_jobs, url)
-        names = [m for m in self.config.models if workload in RUNNERS[m].workloads]
+        names = self.model_names(workload)
         runners: dict[str, Runner] = {}
         runs: dict[str, ModelRun] = {}
         try:
             for name in names:
-                runner = RUNNERS[name](options)
+                runner = self._runner(name, options)
                 runners[name] = runner
                 self.progress(f"{workload}: starting {name}")
                 t0 = time.perf_counter()
@@ -387,7 +502,7 @@ class Bench:
         """In-process records go to Redis too (after the timed window), so every model's job
         timings live in one place; Celery runners already wrote theirs from the workers."""
         scope = keys.scope(self.run_id, model, batch.workload, batch.repeat)
-        if RUNNERS[model].family != "celery":
+        if runner_class(model).family != "celery":
             meta = {"n_jobs": batch.n_jobs, "model": model, "workload": batch.workload}
             store.register_scope(self.run_id, scope, meta)
             for i in range(0, len(result.records), 5000):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from rich.console import Console
 
 from producer.services import ServiceError
-from shared.settings import SettingsError, validate_http_url
+from shared.settings import BROKER_SCHEMES, SettingsError, validate_http_url, validate_url
 from shared.workloads import RESULT_MODES, WORKLOADS
 
 if TYPE_CHECKING:  # bench imports every runner and the Celery app: not at start-up
@@ -82,6 +83,47 @@ def http_url(text: str) -> str:
         return validate_http_url(text)
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def broker_url(text: str) -> str:
+    try:
+        return validate_url(text.strip(), BROKER_SCHEMES, "--broker")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def broker_list(text: str) -> tuple[str, ...]:
+    """``redis`` (the run's Redis) or broker URLs, comma-separated."""
+    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not items:
+        raise argparse.ArgumentTypeError("no broker given")
+    return tuple(item if item == "redis" else broker_url(item) for item in items)
+
+
+#: A queue name prefix: what Celery, Redis keys and RabbitMQ all accept without quoting.
+_QUEUE_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+def queue_prefix(text: str) -> str:
+    if not _QUEUE_PREFIX.match(text):
+        raise argparse.ArgumentTypeError(
+            f"queue prefix must be 1-100 of A-Z a-z 0-9 . _ : - (starting alphanumeric): {text!r}"
+        )
+    return text
+
+
+#: Values an on/off environment variable may take.
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"", "0", "false", "no", "off"})
+
+
+def env_flag(parser: argparse.ArgumentParser, flag: str, env: str, help: str) -> None:
+    """A ``store_true`` option that ``env`` (1/true/yes/on) can also turn on."""
+    raw = os.environ.get(env, "").strip().lower()
+    if raw not in _TRUE | _FALSE:
+        raise SettingsError(f"{env} must be 1/0, true/false, yes/no or on/off: got {raw!r}")
+    parser.add_argument(
+        flag, action="store_true", default=raw in _TRUE, help=f"{help} [env {env}=1]"
+    )
 
 
 def env_option(
@@ -240,10 +282,53 @@ def add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flower", action="store_true", help="keep Flower up during the run and print its URL"
     )
+    env_option(
+        p,
+        "--broker",
+        "CELERY_BROKER_URL",
+        None,
+        "Celery broker, redis://... or amqp://user:pass@host:5672// (unset: the run's Redis; "
+        "timings always go to Redis)",
+        type=broker_url,
+    )
+    env_option(
+        p,
+        "--brokers",
+        "JOBBENCH_BROKERS",
+        None,
+        "compare brokers: each Celery model runs once per entry, 'redis' (the run's Redis) or a "
+        "URL; rows are named celery_<pool>@amqp etc.",
+        type=broker_list,
+    )
+    env_flag(
+        p,
+        "--external-workers",
+        "JOBBENCH_EXTERNAL_WORKERS",
+        "Celery: start no worker; publish to QUEUE.<pool> and measure the workers consuming it "
+        "(docker compose services, other machines)",
+    )
+    env_option(
+        p,
+        "--queue",
+        "JOBBENCH_QUEUE",
+        "jobbench",
+        "with --external-workers: queue prefix, pool P is consumed from QUEUE.P",
+        type=queue_prefix,
+    )
+    env_option(
+        p,
+        "--external-wait-s",
+        "JOBBENCH_EXTERNAL_WAIT_S",
+        60.0,
+        "with --external-workers: seconds to wait for a worker on each queue",
+        type=bounded(float, 0.1, 3600.0),
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from producer.bench import Bench, BenchConfig
     from producer.report import build_report
     from producer.results import JOBS_FILE, check_writable, write_jobs_csv, write_run
@@ -251,6 +336,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from shared.settings import Settings
 
     settings = Settings.from_env()
+    if args.broker:
+        settings = replace(settings, broker_url=args.broker)
     check_writable(args.out)
     config = BenchConfig(
         models=args.models, workloads=args.workloads, io_jobs=args.io_jobs,
@@ -259,6 +346,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seed=args.seed, mode=args.result, out_dir=args.out,
         thread_pool_workers=args.thread_pool_workers, chunksize=args.chunksize,
         batch_size=args.batch_size, completion_timeout_s=args.timeout_s, flower=args.flower,
+        brokers=args.brokers or (), external_workers=args.external_workers,
+        queue_prefix=args.queue, external_wait_s=args.external_wait_s,
     )  # fmt: skip
     err = Console(stderr=True)
     with live_progress(err, enabled=not args.quiet and err.is_terminal) as progress:

@@ -10,6 +10,9 @@ PREFIX = "jobbench"
 
 #: Sorted set of run ids scored by their start time (unix seconds): the run history.
 RUNS_INDEX = f"{PREFIX}:runs"
+#: Hash host -> JSON clock offset of that host against Redis ``TIME`` (``worker.clock``), written
+#: by every worker at start: what puts timestamps of different hosts on one axis.
+CLOCKS = f"{PREFIX}:clocks"
 
 
 def run_prefix(run_id: str) -> str:

@@ -65,7 +65,10 @@ def create_app(broker_url: str | None = None) -> Celery:
     """A configured app; ``broker_url`` overrides the environment (the producer passes the URL
     it resolved, which may be an embedded Redis the environment knows nothing about)."""
     broker = broker_url or Settings.from_env().effective_broker_url
-    app = Celery("jobbench", broker=broker, include=["worker.tasks"], set_as_current=False)
+    # worker.clock publishes the host's clock offset at worker start (multi-host timings).
+    app = Celery(
+        "jobbench", broker=broker, include=["worker.tasks", "worker.clock"], set_as_current=False
+    )
     app.conf.update(
         # JSON only: messages stay readable in Redis and no pickle ever crosses the broker.
         task_serializer="json",

@@ -60,6 +60,16 @@ class RunnerOptions:
     completion_timeout_s: float = 600.0
     #: Celery: keep task events on (Flower) and do not disable worker heartbeats.
     flower: bool = False
+    #: Celery: start no worker; publish to ``<queue_prefix>.<pool>`` and measure the workers that
+    #: consume it (docker compose services, other machines).
+    external_workers: bool = False
+    #: Celery, external workers: the queue of pool P is ``<queue_prefix>.<P>``.
+    queue_prefix: str = "jobbench"
+    #: Celery, external workers: seconds ``start`` waits for a worker consuming the queue.
+    external_wait_s: float = 60.0
+    #: Celery: the broker's label in model names (``celery_prefork@amqp``); empty for the run's
+    #: own Redis, so those rows keep the plain name older results use.
+    broker_label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,6 +103,12 @@ class Runner(abc.ABC):
     def __init__(self, options: RunnerOptions) -> None:
         self.options = options
 
+    @property
+    def model(self) -> str:
+        """The name results carry: the runner's, with the broker label when there is one."""
+        label = self.options.broker_label
+        return f"{self.name}{BROKER_SEP}{label}" if label else self.name
+
     def start(self, workload: Workload) -> dict[str, Any]:
         """Untimed set-up before the repeats of ``workload``; returns facts to report."""
         return {}
@@ -116,6 +132,14 @@ class Runner(abc.ABC):
 
 
 RUNNERS: dict[str, type[Runner]] = {}
+
+#: Between a runner's name and its broker label in a model name: ``celery_prefork@amqp``.
+BROKER_SEP = "@"
+
+
+def runner_class(model: str) -> type[Runner]:
+    """The runner of a model name, with or without a broker label."""
+    return RUNNERS[model.partition(BROKER_SEP)[0]]
 
 
 def register(cls: type[Runner]) -> type[Runner]:

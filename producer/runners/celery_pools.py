@@ -3,24 +3,162 @@
 ``start`` launches one worker subprocess on a queue of its own (untimed); ``run`` publishes the
 jobs, waits for every job's record in Redis and loads them (timed by the harness, so broker and
 record round trips are part of what Celery costs); ``stop`` shuts the worker down.
+
+With ``external_workers`` the runner starts nothing: ``start`` waits for workers someone else
+started (docker compose services, other machines) consuming ``<queue_prefix>.<pool>``, sums
+their concurrency, and ``stop`` leaves them and their queue alone. The broker is an option too
+(Redis or RabbitMQ); timings always go to the run's Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from celery import Celery
 
 from producer import celery_run, workers
 from producer.runners.base import JobBatch, Runner, RunResult, register
+from producer.services import ServiceError
 from producer.workers import PoolName, WorkerProcess
-from shared.settings import Settings
+from shared.settings import REDIS_SCHEMES, Settings, redact_url
 from shared.timings import TimingStore
 from shared.workloads import Workload
+from worker.app import pool_name
 
 #: Threads of the threads pool for IO: like ``threading`` in the seed, enough that the seed's
 #: 100 requests all wait on the network at once.
 IO_THREADS = 100
+#: Seconds one ``inspect`` broadcast collects replies. An idle node answers within milliseconds
+#: (a solo worker only between two tasks); the broadcast always waits this long for stragglers.
+INSPECT_TIMEOUT_S = 1.0
+
+
+#: Seconds the ping that wakes a stopping worker waits for its reply (it only has to arrive).
+WAKE_PING_TIMEOUT_S = 0.05
+#: Seconds a broker may take to accept the connection of ``check_broker``.
+BROKER_CHECK_TIMEOUT_S = 5.0
+
+
+def check_broker(url: str, timeout_s: float = BROKER_CHECK_TIMEOUT_S) -> None:
+    """Connect once, before anything is measured: a broker that is down or refuses the login is a
+    one-line ``ServiceError`` (password redacted), not a traceback from the first publish."""
+    try:
+        app = workers.producer_app(url)
+        with app.connection_for_write(connect_timeout=timeout_s) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout_s)
+    except Exception as exc:  # kombu, amqp and socket errors alike
+        password = urlsplit(url).password
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        if password:
+            why = why.replace(password, "***")
+        raise ServiceError(f"cannot reach the broker {redact_url(url)}: {why}") from None
+
+
+def _wake_for_shutdown(worker: WorkerProcess) -> None:
+    """SIGTERM, then a control ping. On RabbitMQ an idle worker's event loop sleeps up to 10 s
+    (kombu's longest poll when no timer is due) before it sees the signal; the ping's message
+    wakes it, so its warm shutdown starts at once (measured: 10 s -> 0.2 s)."""
+    with contextlib.suppress(Exception):
+        worker.proc.send_signal(signal.SIGTERM)
+        app = workers.producer_app(worker.broker_url)
+        app.control.ping(destination=[worker.nodename], timeout=WAKE_PING_TIMEOUT_S)
+
+
+@dataclass
+class ExternalWorkers:
+    """Workers this process did not start, consuming ``queue``: the facts ``run`` needs, under
+    the same names as a ``WorkerProcess``."""
+
+    queue: str
+    pool: PoolName
+    broker_url: str
+    #: Node name -> its pool's ``max-concurrency`` (``inspect stats``).
+    nodes: dict[str, int]
+    prefetch_multiplier: int
+    #: Seconds until a consuming node was found and sized.
+    startup_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def concurrency(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def nodename(self) -> str:
+        return ",".join(sorted(self.nodes))
+
+    def alive(self) -> bool:
+        # Not ours to watch: a node that disappears shows up as jobs missing at the timeout.
+        return True
+
+
+def find_consumers(
+    app: Celery,
+    queue: str,
+    pool: PoolName,
+    *,
+    broker_url: str,
+    wait_s: float,
+    inspect_timeout_s: float = INSPECT_TIMEOUT_S,
+) -> ExternalWorkers:
+    """Wait (at most ``wait_s``) until some node consumes ``queue``; size every such node.
+
+    Raises ``ServiceError`` (one line) when none shows up in time, none answers ``stats``, or a
+    node runs another pool than the queue's name promises (its records would be mislabelled).
+    """
+    started = time.perf_counter()
+    deadline = time.monotonic() + wait_s
+    consumers: list[str] = []
+    while True:
+        replies = app.control.inspect(timeout=inspect_timeout_s).active_queues() or {}
+        found = sorted(
+            node for node, queues in replies.items()
+            if any(q.get("name") == queue for q in queues or [])
+        )  # fmt: skip
+        # Done when two broadcasts in a row agree: a node that has just started consumes before
+        # it listens to broadcasts (~0.5 s later), so one round could miss it.
+        stable = bool(found) and found == consumers
+        consumers = found or consumers
+        if stable or time.monotonic() >= deadline:
+            break
+    if not consumers:
+        raise ServiceError(
+            f"no Celery worker consumes queue {queue!r} on {redact_url(broker_url)} after "
+            f"{wait_s:g} s (start one: celery -A worker.app worker --pool={pool} -Q {queue})"
+        )
+    stats = app.control.inspect(
+        destination=consumers, timeout=inspect_timeout_s, limit=len(consumers)
+    ).stats() or {}  # fmt: skip
+    nodes: dict[str, int] = {}
+    prefetch = 0
+    for node in consumers:
+        info = stats.get(node)
+        if not info:
+            continue  # went away between the two broadcasts
+        running = pool_name(info["pool"]["implementation"])
+        if running != pool:
+            raise ServiceError(
+                f"worker {node} consumes {queue!r} but runs the {running} pool, not {pool}"
+            )
+        nodes[node] = int(info["pool"]["max-concurrency"])
+        prefetch += int(info.get("prefetch_count") or 0)
+    if not nodes:
+        raise ServiceError(f"no worker consuming {queue!r} answered inspect stats")
+    total = sum(nodes.values())
+    return ExternalWorkers(
+        queue=queue,
+        pool=pool,
+        broker_url=broker_url,
+        nodes=nodes,
+        prefetch_multiplier=max(1, round(prefetch / total)) if prefetch else 1,
+        startup_s=time.perf_counter() - started,
+    )
 
 
 class CeleryRunner(Runner):
@@ -31,7 +169,7 @@ class CeleryRunner(Runner):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._worker: WorkerProcess | None = None
+        self._worker: WorkerProcess | ExternalWorkers | None = None
         self._workload: Workload | None = None
         self._store: TimingStore | None = None
 
@@ -45,13 +183,15 @@ class CeleryRunner(Runner):
         return 1
 
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
+        if isinstance(self._worker, ExternalWorkers) and self._workload == workload:
+            return self._worker.concurrency  # what the running nodes offer together
         return self.worker_concurrency(workload)
 
     def batch_size(self, workload: Workload, n_jobs: int) -> int:
         if self.options.batch_size is not None:
             return self.options.batch_size
         return celery_run.auto_batch_size(
-            n_jobs, self.worker_concurrency(workload), workload=workload, pool=self.pool
+            n_jobs, self.concurrency(workload, n_jobs), workload=workload, pool=self.pool
         )
 
     # --- connections --------------------------------------------------------------------------
@@ -76,6 +216,8 @@ class CeleryRunner(Runner):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, workload: Workload) -> dict[str, Any]:
+        if self.options.external_workers:
+            return self._start_external(workload)
         worker = self._worker
         if worker is not None and worker.alive() and self._workload == workload:
             return {**self._facts(worker), "reused": True}
@@ -83,7 +225,7 @@ class CeleryRunner(Runner):
         # A queue of its own per start: runs and tests sharing a Redis never consume each
         # other's messages, and a stopped worker's leftovers are dropped with its queue.
         run_id = str(self.options.extra.get("run_id") or uuid.uuid4().hex[:12])
-        queue = workers.queue_name(f"{self.name}.{workload}", f"{run_id}.{uuid.uuid4().hex[:6]}")
+        queue = workers.queue_name(f"{self.model}.{workload}", f"{run_id}.{uuid.uuid4().hex[:6]}")
         self._worker = workers.start_worker(
             pool=self.pool,
             concurrency=self.worker_concurrency(workload),
@@ -102,7 +244,24 @@ class CeleryRunner(Runner):
         self.store.client.ping()
         return {**self._facts(self._worker), "reused": False}
 
-    def _facts(self, worker: WorkerProcess) -> dict[str, Any]:
+    def _start_external(self, workload: Workload) -> dict[str, Any]:
+        """Find the workers consuming ``<queue_prefix>.<pool>`` (bounded wait) and size them."""
+        self.stop()
+        app = workers.producer_app(self.broker_url)
+        found = find_consumers(
+            app,
+            f"{self.options.queue_prefix}.{self.pool}",
+            self.pool,
+            broker_url=self.broker_url,
+            wait_s=self.options.external_wait_s,
+        )
+        self._worker, self._workload = found, workload
+        with app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=3)
+        self.store.client.ping()
+        return {**self._facts(found), "reused": False, "external": True, "nodes": found.nodes}
+
+    def _facts(self, worker: WorkerProcess | ExternalWorkers) -> dict[str, Any]:
         return {
             "startup_s": worker.startup_s,
             "concurrency": worker.concurrency,
@@ -110,13 +269,16 @@ class CeleryRunner(Runner):
             "pool": worker.pool,
             "queue": worker.queue,
             "node": worker.nodename,
+            "broker": redact_url(worker.broker_url),
         }
 
     def stop(self) -> None:
         worker, self._worker, self._workload = self._worker, None, None
-        if worker is None:
-            return
+        if worker is None or isinstance(worker, ExternalWorkers):
+            return  # external workers and their queue belong to whoever started them
         try:
+            if urlsplit(worker.broker_url).scheme not in REDIS_SCHEMES:
+                _wake_for_shutdown(worker)
             workers.stop_worker(worker)
         finally:
             # Drop the queue (and any message nobody consumed) so Redis keeps no leftovers.
@@ -125,7 +287,7 @@ class CeleryRunner(Runner):
     def run(self, batch: JobBatch) -> RunResult:
         worker = self._worker
         if worker is None or self._workload != batch.workload:
-            raise RuntimeError(f"{self.name}: start({batch.workload!r}) first")
+            raise RuntimeError(f"{self.model}: start({batch.workload!r}) first")
         batch_size = self.batch_size(batch.workload, batch.n_jobs)
         app = workers.producer_app(worker.broker_url)
         enqueued = celery_run.enqueue(
@@ -133,7 +295,7 @@ class CeleryRunner(Runner):
             app=app,
             store=self.store,
             queue=worker.queue,
-            model=self.name,
+            model=self.model,
             batch_size=batch_size,
             meta={
                 "pool": worker.pool,
@@ -147,7 +309,7 @@ class CeleryRunner(Runner):
             self.store,
             enqueued.scope_key,
             batch.n_jobs,
-            model=self.name,
+            model=self.model,
             timeout_s=self.options.completion_timeout_s,
             alive=worker.alive,
             collector=collector,
