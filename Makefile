@@ -46,6 +46,13 @@ bench-celery: install ## the main job: every model (in-process and Celery) on bo
 bench-inprocess: install ## in-process models only
 	$(BIN)/jobbench bench --models sequential,threading,thread_pool,asyncio,multiprocessing_pool,process_pool,process_pool_map $(ARGS)
 
+# Simulated hosts (docs/scaling.md): network namespaces on 10.250.<k>.0/24, one Redis for all, a
+# worker per host and broker, one host's link cut mid-run. Needs root and iproute2; elsewhere it
+# says why and skips (fails under CI=true). Everything it creates is removed, also on failure.
+.PHONY: bench-hosts
+bench-hosts: install ## N simulated hosts (needs root): jobs per host, one host cut mid-run, Redis vs RabbitMQ
+	$(BIN)/jobbench hosts $(ARGS)
+
 # --- Flower and docker compose (docs/compose-and-flower.md) --------------------------------------
 # Compose v2 (`docker compose`); with Debian's v1: make up COMPOSE=docker-compose
 COMPOSE ?= docker compose

@@ -37,6 +37,9 @@ EPILOG = """examples:
   jobbench bench --models sequential,multiprocessing_pool,celery_prefork --cpu-jobs 2000
   jobbench bench --url https://httpbin.org/ip --workloads io
   REDIS_URL=redis://:secret@10.0.0.5:6379/1 jobbench bench
+  jobbench bench --external-workers --queue jobbench   # measure workers started elsewhere
+  jobbench bench --brokers redis,amqp://guest:guest@127.0.0.1:5672// --models celery_threads
+  jobbench hosts                                   # simulated hosts, one cut mid-run (root)
   jobbench target --port 8080 --latency-ms 160     # the local HTTP target alone
 """
 
@@ -435,9 +438,10 @@ def build_parser() -> Parser:
         type=bounded(float, 0.0, 60_000.0),
     )
     target.set_defaults(func=cmd_target)
-    from producer import report_cli  # here, not at the top: report_cli imports this module
+    from producer import hosts, report_cli  # here, not at the top: they import this module
 
     report_cli.register(sub)
+    hosts.register(sub)
     return parser
 
 

@@ -148,3 +148,46 @@ def test_refused_login_is_one_line_without_the_password(amqp_url: str, tmp_path:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the broker amqp://" in lines[0], proc.stderr
     assert wrong not in proc.stderr + proc.stdout
+
+
+def test_compose_rabbitmq_profile_switches_every_celery_service() -> None:
+    """``JOBBENCH_BROKER_URL`` (the rabbitmq profile's setting) reaches every service that talks
+    to Celery; REDIS_URL (timings) does not move."""
+    from tests.test_compose import environment_of, load_compose
+
+    url = "amqp://jobbench:jobbench@rabbitmq:5672//"
+    services = load_compose({"JOBBENCH_BROKER_URL": url})["services"]
+    celery = [n for n, s in services.items() if "CELERY_BROKER_URL" in environment_of(s)]
+    assert set(celery) == {"worker-prefork", "worker-threads", "worker-solo", "flower", "producer"}
+    for name in celery:
+        env = environment_of(services[name])
+        assert env["CELERY_BROKER_URL"] == url and env["REDIS_URL"] == "redis://redis:6379/0"
+    rabbit = services["rabbitmq"]
+    assert rabbit["profiles"] == ["rabbitmq"]
+    # The user and password it creates by default are the ones the documented URL uses.
+    rabbit_env = environment_of(rabbit)
+    assert (rabbit_env["RABBITMQ_DEFAULT_USER"], rabbit_env["RABBITMQ_DEFAULT_PASS"]) == (
+        "jobbench", "jobbench",
+    )  # fmt: skip
+    # Without the setting, the compose Redis stays the broker; workers on another machine get
+    # that machine's Redis (docs/scaling.md) through the two variables.
+    default = environment_of(load_compose({})["services"]["worker-solo"])
+    assert default["CELERY_BROKER_URL"] == default["REDIS_URL"] == "redis://redis:6379/0"
+    remote = "redis://:pw@10.0.0.5:6379/0"
+    shell = {"JOBBENCH_REDIS_URL": remote, "JOBBENCH_BROKER_URL": remote}
+    for service in load_compose(shell)["services"].values():
+        env = environment_of(service)
+        if "REDIS_URL" in env:
+            assert Settings.from_env(env).effective_broker_url == remote == env["REDIS_URL"]
+
+
+def test_the_broker_given_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery reads CELERY_BROKER_URL before the broker an app is given: comparing brokers in one
+    process only works if the app pins its own."""
+    from worker.app import create_app
+
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    app = create_app("amqp://u:p@rabbit:5672//")
+    for conn in (app.connection_for_write(), app.connection_for_read()):
+        with conn:
+            assert conn.as_uri().startswith("amqp://u:**@rabbit:5672")

@@ -168,7 +168,7 @@ def test_docker_compose_accepts_the_file() -> None:
     ours = load_compose(SMALL_RUN_ENV)["services"]
     assert sorted(theirs) == sorted(ours)
     for name, service in ours.items():
-        assert theirs[name]["command"] == service["command"], name
+        assert theirs[name].get("command") == service.get("command"), name
         assert environment_of(theirs[name]) == environment_of(service), name
 
 
@@ -191,7 +191,7 @@ def test_file_matches_the_compose_specification_schema() -> None:
 def test_file_keeps_the_documented_promises() -> None:
     compose = load_compose()
     services = compose["services"]
-    assert set(services) == {"redis", "target", "flower", "producer", *WORKER_SERVICES}
+    assert set(services) == {"redis", "rabbitmq", "target", "flower", "producer", *WORKER_SERVICES}
 
     redis_svc = services["redis"]
     command = " ".join(redis_svc["command"])
@@ -202,7 +202,7 @@ def test_file_keeps_the_documented_promises() -> None:
     assert volume in compose["volumes"], "Redis data lives in a named volume"
 
     longest_job_s = REQUEST_TIMEOUT_S  # one HTTP request; a CPU job takes milliseconds
-    image_services = [s for s in services if s != "redis"]
+    image_services = [s for s in services if s not in ("redis", "rabbitmq")]
     for name in image_services:
         svc = services[name]
         assert svc["build"] == ".", f"{name}: one Dockerfile for the project image"
@@ -226,6 +226,9 @@ def test_file_keeps_the_documented_promises() -> None:
     assert "FLOWER_BASIC_AUTH" in environment_of(flower)
     assert environment_of(flower)["FLOWER_BASIC_AUTH"] is None, "auth comes from the env"
     assert "container_name" not in flower
+
+    # RabbitMQ is optional: only with its profile, and no worker waits for it by default.
+    assert services["rabbitmq"]["profiles"] == ["rabbitmq"] and "ports" not in services["rabbitmq"]
 
     producer = services["producer"]
     assert producer["profiles"] == ["bench"]

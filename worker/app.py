@@ -89,6 +89,11 @@ def create_app(broker_url: str | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         broker_transport_options={"visibility_timeout": visibility_timeout_s()},
         broker_connection_retry_on_startup=True,
+        # Celery prefers CELERY_BROKER_URL from the environment to the broker given above; pin
+        # the one resolved here, or a producer comparing brokers (--brokers) would publish every
+        # message to the environment's broker.
+        broker_read_url=broker,
+        broker_write_url=broker,
         # Keep the worker's log quiet and out of the root logger (--loglevel=WARNING does the rest).
         worker_hijack_root_logger=False,
         worker_redirect_stdouts_level="WARNING",
