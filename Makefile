@@ -46,6 +46,22 @@ bench-celery: install ## the main job: every model (in-process and Celery) on bo
 bench-inprocess: install ## in-process models only
 	$(BIN)/jobbench bench --models sequential,threading,thread_pool,asyncio,multiprocessing_pool,process_pool,process_pool_map $(ARGS)
 
+# --- performance targets (docs/performance.md) ------------------------------------------------
+# bench-perf: the seed workloads, >= 5 repeats, only the models the targets compare; each run
+# prints its target ratios (also in results.json "targets"). The CPU run leaves out the threads
+# and solo pools: on CPU jobs each uses one core (the GIL, one process), so neither can be the
+# best Celery pool; the IO run leaves out the models that do 2 requests at a time.
+PERF_REPEAT ?= 5
+PERF_CPU_MODELS ?= multiprocessing_pool,process_pool_map,celery_prefork
+PERF_IO_MODELS ?= asyncio,celery_threads
+.PHONY: bench-perf bench-overhead
+bench-perf: install ## performance targets: CPU and IO seed runs (>= 5 repeats) with their ratios
+	$(BIN)/jobbench bench --workloads cpu --models $(PERF_CPU_MODELS) --repeat $(PERF_REPEAT) $(ARGS)
+	$(BIN)/jobbench bench --workloads io --models $(PERF_IO_MODELS) --repeat $(PERF_REPEAT) $(ARGS)
+
+bench-overhead: install ## Celery without the work: enqueue rate, noop throughput, capture cost, memory
+	$(BIN)/jobbench overhead $(ARGS)
+
 # Simulated hosts (docs/scaling.md): network namespaces on 10.250.<k>.0/24, one Redis for all, a
 # worker per host and broker, one host's link cut mid-run. Needs root and iproute2; elsewhere it
 # says why and skips (fails under CI=true). Everything it creates is removed, also on failure.

@@ -29,6 +29,7 @@ from producer.runners.base import BROKER_SEP, runner_class, usable_cpus
 from producer.runners.celery_pools import check_broker
 from producer.services import ResolvedRedis, Target, resolve_redis, run_target
 from producer.stats import percentiles, summarize
+from producer.targets import run_targets
 from shared import keys
 from shared.settings import Settings, redact_url
 from shared.timings import HOSTNAME, JobRecord, TimingStore
@@ -359,6 +360,8 @@ class Bench:
                     runs, latency, usable_cpus(), self.config.mode, self._clock_shift(store)
                 ),
             }
+            # The performance targets (docs/performance.md), judged within this one run.
+            doc["targets"] = run_targets(doc)
             self._keep_summary(store, doc)
             self.runs = runs
             return doc

@@ -3,21 +3,28 @@ connection, then wait until every job has a timing record in Redis.
 
 Completion is read from the timing store (``HLEN`` of the scope's records), not from Celery
 results: there is no result backend, and a record per job is what the report needs anyway.
+
+Publishing is streamed: messages are built one at a time from the job arguments (any
+``Sequence``, a ``range`` included) and pipelined to the broker in groups of
+``PUBLISH_PIPELINE_SIZE`` (kombu's ``Producer.batch``, where the transport supports it), so a
+million jobs never become a million-entry list in the producer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from celery import Celery
 
 from producer.runners.base import JobBatch, RunIncomplete
 from shared import keys
-from shared.timings import JobRecord, TimingStore
+from shared.timings import JobRecord, TaskWorkload, TimingStore
 from shared.workloads import Workload
 from worker.app import RUN_JOBS_TASK
 
@@ -33,6 +40,12 @@ MAX_AUTO_BATCH_SIZE = 2000
 POLL_INTERVAL_S = 0.01
 #: How often (every N polls) ``wait_complete`` asks whether the worker is still alive.
 ALIVE_CHECK_EVERY = 10
+#: Messages per broker round trip when publishing (kombu ``Producer.batch``: one Redis pipeline
+#: of LPUSHes): 100 one-job messages (the IO seed) go out in one round trip...
+PUBLISH_PIPELINE_SIZE = 100
+#: ...but a pipeline buffers whole message bodies, so it holds at most this many jobs (~60 bytes
+#: each in JSON: ~0.6 MB), and big CPU messages go out a few per round trip.
+PUBLISH_PIPELINE_MAX_JOBS = 10_000
 
 
 def auto_batch_size(n_jobs: int, concurrency: int, *, workload: Workload, pool: str) -> int:
@@ -49,11 +62,38 @@ def auto_batch_size(n_jobs: int, concurrency: int, *, workload: Workload, pool: 
     return max(1, min(size, MAX_AUTO_BATCH_SIZE))
 
 
+class MessageRanges(Sequence[range]):
+    """The job ids of each message, computed on demand: consecutive slices of ``batch_size``
+    (the last may be short). Constant memory, whatever the number of messages."""
+
+    def __init__(self, n_jobs: int, batch_size: int) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1: got {batch_size}")
+        self.n_jobs = max(n_jobs, 0)
+        self.batch_size = batch_size
+        self._starts = range(0, self.n_jobs, batch_size)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, index: int) -> range: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[range]: ...
+    def __getitem__(self, index: int | slice) -> range | Sequence[range]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        lo = self._starts[index]
+        return range(lo, min(lo + self.batch_size, self.n_jobs))
+
+    def __iter__(self) -> Iterator[range]:
+        for lo in self._starts:
+            yield range(lo, min(lo + self.batch_size, self.n_jobs))
+
+
 def message_ranges(n_jobs: int, batch_size: int) -> list[range]:
-    """The job ids of each message: consecutive slices of ``batch_size`` (the last may be short)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1: got {batch_size}")
-    return [range(lo, min(lo + batch_size, n_jobs)) for lo in range(0, n_jobs, batch_size)]
+    """The job ids of each message, as a list (``MessageRanges`` is the lazy form)."""
+    return list(MessageRanges(n_jobs, batch_size))
 
 
 @dataclass(frozen=True)
@@ -63,7 +103,7 @@ class Enqueued:
     scope_key: str
     queue: str
     #: The job ids of each message, in publishing order.
-    ranges: list[range]
+    ranges: Sequence[range]
     n_jobs: int
     batch_size: int
     n_messages: int
@@ -77,8 +117,8 @@ class Enqueued:
         return self.n_jobs / self.enqueue_s if self.enqueue_s > 0 else 0.0  # JSON has no inf
 
 
-def scope_key_for(batch: JobBatch, model: str) -> str:
-    return keys.scope(batch.run_id, model, batch.workload, batch.repeat)
+def scope_key_for(batch: JobBatch, model: str, workload: TaskWorkload | None = None) -> str:
+    return keys.scope(batch.run_id, model, workload or batch.workload, batch.repeat)
 
 
 def enqueue(
@@ -90,19 +130,26 @@ def enqueue(
     model: str,
     batch_size: int,
     meta: Mapping[str, Any] | None = None,
+    workload: TaskWorkload | None = None,
+    pipeline_size: int = PUBLISH_PIPELINE_SIZE,
 ) -> Enqueued:
     """Publish ``batch`` as messages of ``batch_size`` jobs to ``queue``.
+
+    ``workload`` overrides what the tasks run (``noop`` for the overhead benchmark).
+    ``pipeline_size`` messages share one broker round trip (1: one round trip per message, the
+    naive way, kept for the overhead benchmark's before/after).
 
     Before publishing, the scope's old records are dropped (so completion counts only this
     enqueue) and the scope is registered; after publishing, the enqueue timestamps are written.
     Both extra round trips stay outside ``enqueue_s``.
     """
-    scope_key = scope_key_for(batch, model)
-    ranges = message_ranges(batch.n_jobs, batch_size)
+    task_workload: TaskWorkload = workload or batch.workload
+    scope_key = scope_key_for(batch, model, task_workload)
+    ranges = MessageRanges(batch.n_jobs, batch_size)
     store.client.delete(keys.records(scope_key), keys.attempts(scope_key), keys.enqueued(scope_key))
     scope_meta: dict[str, Any] = {
         "model": model,
-        "workload": batch.workload,
+        "workload": task_workload,
         "mode": batch.mode,
         "repeat": batch.repeat,
         "n_jobs": batch.n_jobs,
@@ -114,12 +161,14 @@ def enqueue(
     store.register_scope(batch.run_id, scope_key, scope_meta)
 
     args: Sequence[int | str] = batch.args
-    enqueued_at: dict[int, int] = {}
+    # One enqueue time per message (8 bytes each), not a dict entry per job.
+    stamps = array("q")
     first_ns = last_ns = time.time_ns()
     started = time.perf_counter()
     # One producer (one connection, one channel) for every message: acquiring a connection per
     # apply_async is most of its ~1 ms cost.
-    with app.producer_or_acquire() as producer:
+    per_trip = max(1, min(pipeline_size, PUBLISH_PIPELINE_MAX_JOBS // batch_size))
+    with app.producer_or_acquire() as producer, _publish_batch(producer, per_trip):
         for i, ids in enumerate(ranges):
             now_ns = time.time_ns()
             if i == 0:
@@ -128,18 +177,21 @@ def enqueue(
             jobs = [[job_id, args[job_id], now_ns] for job_id in ids]
             app.send_task(
                 RUN_JOBS_TASK,
-                args=(scope_key, batch.workload, model, batch.mode, jobs),
+                args=(scope_key, task_workload, model, batch.mode, jobs),
                 queue=queue,
                 producer=producer,
                 ignore_result=True,
+                # A lost connection surfaces as an error (the run is then incomplete, and says
+                # so) instead of kombu's silent reconnect-and-retry wrapper around every publish.
+                retry=False,
                 # Celery would otherwise build a repr of the whole job list for every message.
-                argsrepr=f"<{len(jobs)} {batch.workload} jobs {ids.start}..{ids.stop - 1}>",
+                argsrepr=f"<{len(jobs)} {task_workload} jobs {ids.start}..{ids.stop - 1}>",
             )
-            enqueued_at.update(dict.fromkeys(ids, now_ns))
+            stamps.append(now_ns)
     enqueue_s = time.perf_counter() - started
 
     # Written while the workers are already busy, so it costs the run ~nothing.
-    store.mark_enqueued(scope_key, enqueued_at)
+    store.mark_enqueued_ranges(scope_key, zip(ranges, stamps, strict=True))
     store.register_scope(
         batch.run_id,
         scope_key,
@@ -156,6 +208,15 @@ def enqueue(
         first_enqueued_at_ns=first_ns,
         last_enqueued_at_ns=last_ns,
     )
+
+
+def _publish_batch(producer: Any, size: int) -> Any:
+    """kombu's pipelined publishing (``Producer.batch``, kombu >= 5.7) for ``size`` > 1, else a
+    no-op context: older kombu and transports without it publish one message per round trip."""
+    batch = getattr(producer, "batch", None)
+    if size <= 1 or batch is None:
+        return contextlib.nullcontext()
+    return batch(max_size=size)
 
 
 class RecordCollector:
@@ -178,10 +239,11 @@ class RecordCollector:
         if not self.pending:
             return 0
         client = self.store.client
-        pipe = client.pipeline(transaction=False)
-        for ids in self.pending:
-            pipe.hexists(self.key, str(ids.start))
-        finished = [ids for ids, done in zip(self.pending, pipe.execute(), strict=True) if done]
+        # One HMGET of every pending message's first job id (not one HEXISTS per message).
+        firsts: list[bytes | None] = client.hmget(  # type: ignore[assignment]
+            self.key, [str(ids.start) for ids in self.pending]
+        )
+        finished = [ids for ids, raw in zip(self.pending, firsts, strict=True) if raw is not None]
         if not finished:
             return 0
         pipe = client.pipeline(transaction=False)

@@ -336,6 +336,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from producer.report import build_report
     from producer.results import JOBS_FILE, check_writable, write_jobs_csv, write_run
     from producer.table import print_table
+    from producer.targets import print_targets
     from shared.settings import Settings
 
     settings = Settings.from_env()
@@ -360,6 +361,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
     build_report(run_dir)
     print_table(doc)
+    print_targets(doc.get("targets", {}))
     print(f"results: {run_dir / 'results.json'}")
     return EXIT_OK
 
@@ -442,6 +444,9 @@ def build_parser() -> Parser:
 
     report_cli.register(sub)
     hosts.register(sub)
+    from producer import overhead  # same reason: it imports this module
+
+    overhead.register(sub)
     return parser
 
 

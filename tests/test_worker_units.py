@@ -57,6 +57,7 @@ def test_app_config_is_json_late_ack_without_results() -> None:
     assert conf.task_ignore_result and not conf.result_backend
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_pool == "prefork"  # Celery's default: the pool comes from the command line
+    assert not conf.worker_send_task_events  # on only with -E (Flower)
 
 
 def test_worker_command_flags() -> None:
@@ -64,7 +65,8 @@ def test_worker_command_flags() -> None:
         pool="threads", concurrency=100, nodename="n@%h", queue="q", prefetch_multiplier=1
     )
     assert cmd[1:6] == ["-m", "celery", "-A", "worker.app", "worker"]
-    assert "--pool=threads" in cmd and "--without-heartbeat" in cmd and "-E" in cmd
+    assert "--pool=threads" in cmd and "--without-heartbeat" in cmd
+    assert "-E" not in cmd  # task events cost ~20 % on small tasks: only for Flower
     with_flower = worker_command(
         pool="solo",
         concurrency=1,
@@ -72,8 +74,9 @@ def test_worker_command_flags() -> None:
         queue="q",
         prefetch_multiplier=4,
         heartbeat=True,
+        events=True,
     )
-    assert "--without-heartbeat" not in with_flower
+    assert "--without-heartbeat" not in with_flower and "-E" in with_flower
 
 
 def test_queue_names_are_unique_per_call() -> None:

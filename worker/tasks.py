@@ -2,9 +2,10 @@
 
 A message carries a batch of jobs (enqueueing one message per job costs ~1 ms each, which would
 dominate 15,000 millisecond-sized CPU jobs), but every job keeps its own timing record. Per
-message the task makes exactly two Redis round trips: one pipelined ``HINCRBY`` per job to count
-the delivery (so a redelivered job shows ``attempt`` > 1) and one ``HSET`` of all its records
-(idempotent: a redelivery overwrites the job's one field, it never adds a row).
+message the task makes exactly two Redis round trips: one Lua call counting the delivery of every
+job (``HINCRBY`` each, so a redelivered job shows ``attempt`` > 1) and one ``HSET`` of all its
+records (idempotent: a redelivery overwrites the job's one field, it never adds a row). The task
+returns nothing: the records are the result, so no result payload ever travels back.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import redis
+from celery.exceptions import Reject
+
 from shared.settings import Settings
-from shared.timings import TimingStore, timed_job
-from shared.workloads import RESULT_MODES, WORKLOADS, ResultMode, Workload
+from shared.timings import TASK_WORKLOADS, TaskWorkload, TimingStore, timed_job
+from shared.workloads import RESULT_MODES, ResultMode
 from worker.app import RUN_JOBS_TASK, app, running_pool
 
 #: One job as it travels in a message: ``[job_id, arg, enqueued_at_ns]`` (JSON has no tuples).
@@ -39,8 +43,8 @@ def timing_store() -> TimingStore:
     return store
 
 
-def _checked(workload: str, mode: str) -> tuple[Workload, ResultMode]:
-    if workload not in WORKLOADS:
+def _checked(workload: str, mode: str) -> tuple[TaskWorkload, ResultMode]:
+    if workload not in TASK_WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}")
     if mode not in RESULT_MODES:
         raise ValueError(f"unknown result mode {mode!r}")
@@ -49,11 +53,33 @@ def _checked(workload: str, mode: str) -> tuple[Workload, ResultMode]:
 
 def run_jobs_body(
     scope_key: str, workload: str, model: str, mode: str, jobs: list[list[int | str]]
+) -> None:
+    """Run and record every job of one message (the task; its records are its result)."""
+    try:
+        run_message(timing_store(), scope_key, workload, model, mode, jobs, pool=running_pool())
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # The timing Redis is gone (a restart): the jobs' records are not saved. Failing would
+        # let late acks acknowledge the message and lose its jobs; give it back instead. If the
+        # broker is down too, the reject fails and the visibility timeout brings it back.
+        raise Reject(exc, requeue=True) from exc
+
+
+def run_message(
+    store: TimingStore,
+    scope_key: str,
+    workload: str,
+    model: str,
+    mode: str,
+    jobs: Sequence[JobSpec],
+    *,
+    pool: str,
 ) -> int:
-    """Run and record every job of one message; returns how many were recorded."""
+    """Count the deliveries, run and time each job, save every record; returns how many.
+
+    Everything timing capture costs a worker is here (``jobbench overhead`` times these steps
+    against the bare jobs, job by job).
+    """
     workload_, mode_ = _checked(workload, mode)
-    store = timing_store()
-    pool = running_pool()
     job_ids = [int(job[0]) for job in jobs]
     attempts = store.start_attempts(scope_key, job_ids)
     records = [

@@ -1,0 +1,184 @@
+"""The performance targets of the Celery path, checked against measured results.
+
+Every ratio compares figures of one run (same machine, same load, repeats interleaved), and each
+figure is a median; a target judged on fewer than ``MIN_REPEATS`` repeats says so
+(``enough_repeats``), because on a shared 2-core machine one repeat proves little.
+
+``bench_targets`` reads a ``jobbench bench`` results list, ``overhead_targets`` a ``jobbench
+overhead`` document. A target that the run could not measure (a model or section missing) is
+``met: None`` with the reason, never a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+
+#: Best Celery pool / best in-process parallel model, CPU seed workload (median wall times).
+CPU_MAX_RATIO = 1.10
+#: celery_threads / asyncio, IO seed workload (median wall times).
+IO_MAX_RATIO = 1.30
+#: Producer enqueue rate at the automatic batch size (jobs/s).
+ENQUEUE_MIN_JOBS_PER_S = 20_000.0
+#: Throughput lost to timing capture on the CPU seed sample (fraction).
+CAPTURE_MAX_FRACTION = 0.03
+#: Producer peak RSS at the largest noop job count / at the smallest (10,000 -> 1,000,000).
+MEMORY_MAX_RATIO = 1.20
+#: Repeats a median needs before a target judged on it is trusted.
+MIN_REPEATS = 5
+
+Target = dict[str, Any]
+
+
+def _base_model(model: str) -> str:
+    """``celery_prefork@amqp`` -> ``celery_prefork`` (runs against other brokers keep a label)."""
+    return model.partition("@")[0]
+
+
+def _median(row: Mapping[str, Any]) -> float:
+    return float(row["wall_s"]["median"])
+
+
+def _unmeasured(goal: str, limit: float, why: str) -> Target:
+    return {"goal": goal, "limit": limit, "value": None, "met": None, "why": why}
+
+
+def _ratio_target(
+    goal: str, limit: float, num: Mapping[str, Any] | None, den: Mapping[str, Any] | None
+) -> Target:
+    if num is None or den is None:
+        missing = "numerator" if num is None else "denominator"
+        return _unmeasured(goal, limit, f"no {missing} model in this run")
+    ratio = _median(num) / _median(den) if _median(den) > 0 else float("nan")
+    repeats = min(int(num.get("repeats", 0)), int(den.get("repeats", 0)))
+    return {
+        "goal": goal,
+        "limit": limit,
+        "value": ratio,
+        "met": ratio <= limit,
+        "numerator": {"model": num["model"], "median_s": _median(num)},
+        "denominator": {"model": den["model"], "median_s": _median(den)},
+        "repeats": repeats,
+        "enough_repeats": repeats >= MIN_REPEATS,
+        "noisy": bool(num["wall_s"].get("noisy") or den["wall_s"].get("noisy")),
+    }
+
+
+def _best(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return min(rows, key=_median) if rows else None
+
+
+def bench_targets(results: Sequence[Mapping[str, Any]]) -> dict[str, Target]:
+    """The CPU and IO ratio targets from one bench run's result rows."""
+    cpu = [r for r in results if r["workload"] == "cpu"]
+    io = [r for r in results if r["workload"] == "io"]
+    in_process = [
+        r for r in cpu if r["family"] == "in-process" and _base_model(r["model"]) != "sequential"
+    ]
+    celery = [r for r in cpu if r["family"] == "celery"]
+
+    def named(rows: Sequence[Mapping[str, Any]], model: str) -> Mapping[str, Any] | None:
+        return _best([r for r in rows if _base_model(r["model"]) == model])
+
+    return {
+        "cpu_celery_vs_in_process": _ratio_target(
+            "CPU seed: best Celery pool / best in-process parallel model",
+            CPU_MAX_RATIO,
+            _best(celery),
+            _best(in_process),
+        ),
+        "io_celery_threads_vs_asyncio": _ratio_target(
+            "IO seed: celery_threads / asyncio",
+            IO_MAX_RATIO,
+            named(io, "celery_threads"),
+            named(io, "asyncio"),
+        ),
+    }
+
+
+def run_targets(doc: Mapping[str, Any]) -> dict[str, Target]:
+    """``bench_targets`` of a results.json document."""
+    return bench_targets(doc["results"])
+
+
+def overhead_targets(overhead: Mapping[str, Any]) -> dict[str, Target]:
+    """The enqueue, timing-capture and memory targets from a ``jobbench overhead`` run."""
+    out: dict[str, Target] = {}
+    goal = "producer enqueue rate at the automatic batch size (jobs/s)"
+    enq = overhead.get("enqueue", {}).get("auto_batches_pipelined")
+    if enq:
+        repeats = len(enq["enqueue_s"]["values"])
+        out["enqueue_jobs_per_s"] = {
+            "goal": goal, "limit": ENQUEUE_MIN_JOBS_PER_S, "value": enq["jobs_per_s"],
+            "met": enq["jobs_per_s"] >= ENQUEUE_MIN_JOBS_PER_S, "comparison": ">=",
+            "repeats": repeats, "enough_repeats": repeats >= MIN_REPEATS,
+        }  # fmt: skip
+    else:
+        out["enqueue_jobs_per_s"] = _unmeasured(goal, ENQUEUE_MIN_JOBS_PER_S, "not measured")
+    goal = "throughput lost to timing capture, CPU seed sample (fraction)"
+    cap = overhead.get("capture")
+    if cap:
+        repeats = len(cap["with_s"]["values"])
+        value = float(cap["throughput_cost_fraction"])
+        out["timing_capture_fraction"] = {
+            "goal": goal, "limit": CAPTURE_MAX_FRACTION, "value": value,
+            "met": value <= CAPTURE_MAX_FRACTION, "repeats": repeats,
+            "enough_repeats": repeats >= MIN_REPEATS,
+        }  # fmt: skip
+    else:
+        out["timing_capture_fraction"] = _unmeasured(goal, CAPTURE_MAX_FRACTION, "not measured")
+    goal = "producer peak RSS, largest / smallest noop job count"
+    mem = overhead.get("memory", {})
+    if "peak_ratio" in mem:
+        value = float(mem["peak_ratio"])
+        hi = mem["probes"][str(mem["to_jobs"])]
+        repeats = len(hi["rss_peak_mb"]["values"])
+        out["producer_memory_ratio"] = {
+            "goal": f"{goal} ({mem['from_jobs']:,} -> {mem['to_jobs']:,})",
+            "limit": MEMORY_MAX_RATIO, "value": value, "met": value <= MEMORY_MAX_RATIO,
+            "repeats": repeats, "enough_repeats": repeats >= MIN_REPEATS,
+        }  # fmt: skip
+    else:
+        out["producer_memory_ratio"] = _unmeasured(
+            goal, MEMORY_MAX_RATIO, "needs two job counts (--memory-jobs)"
+        )
+    return out
+
+
+def target_lines(targets: Mapping[str, Target]) -> list[str]:
+    """One line per target: the goal, the figure against its limit, met / MISSED / unmeasured."""
+    lines = []
+    for name, t in targets.items():
+        if t.get("met") is None:
+            lines.append(f"target {name}: not measured ({t.get('why', '')})")
+            continue
+        op = t.get("comparison", "<=")
+        value, limit = t["value"], t["limit"]
+        shown = f"{value:,.0f}" if limit >= 100 else f"{value:.3f}"
+        shown_limit = f"{limit:,.0f}" if limit >= 100 else f"{limit:g}"
+        parts = []
+        if "numerator" in t:
+            n, d = t["numerator"], t["denominator"]
+            parts.append(f"{n['model']} {n['median_s']:.3f} s / {d['model']} {d['median_s']:.3f} s")
+        if not t.get("enough_repeats", True):
+            parts.append(f"only {t.get('repeats')} repeats (want >= {MIN_REPEATS})")
+        if t.get("noisy"):
+            parts.append("noisy")
+        verdict = "met" if t["met"] else "MISSED"
+        detail = f" ({'; '.join(parts)})" if parts else ""
+        lines.append(f"target {name}: {shown} {op} {shown_limit}: {verdict}{detail}")
+    return lines
+
+
+def print_targets(targets: Mapping[str, Target], console: Console | None = None) -> None:
+    """Print the targets this run could judge (nothing when it judged none)."""
+    if not any(t.get("met") is not None for t in targets.values()):
+        return
+    console = console or Console()
+    for line in target_lines(targets):
+        style = "green" if line.endswith("met") or ": met (" in line else None
+        if "MISSED" in line:
+            style = "bold red"
+        console.print(line, style=style, highlight=False, soft_wrap=True)
