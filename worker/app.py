@@ -36,6 +36,17 @@ VISIBILITY_TIMEOUT_ENV = "JOBBENCH_VISIBILITY_TIMEOUT_S"
 #: show up as ``attempt`` 2); the price is that a message held by a killed worker comes back only
 #: after this long, which a benchmark run never waits for.
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+#: kombu looks for messages past the visibility timeout only every ``unacked_restore_interval``
+#: (10 s) x ``unacked_restore_throttle`` (10) = 100 s, whatever the timeout. A timeout shorter
+#: than the default (the fault suite uses 3 s) gets a sweep every this fraction of it, at least
+#: every second, so a killed worker's messages come back within ~1.25x the timeout.
+RESTORE_SWEEPS_PER_TIMEOUT = 4
+
+#: Environment variable, test-only (the fault suite's negative control): ``0`` turns late acks
+#: off, i.e. Celery's default early ack, so a killed worker loses the jobs it was running and the
+#: reconciliation (``jobbench verify``) must report them. Unset or ``1``: late acks. Never set it
+#: for a benchmark.
+ACKS_LATE_ENV = "JOBBENCH_ACKS_LATE"
 
 #: Environment variable set by ``producer.workers``: the pid of the process that owns this
 #: worker. When that process disappears (even by SIGKILL) the worker shuts itself down.
@@ -59,6 +70,23 @@ def visibility_timeout_s(env: dict[str, str] | None = None) -> int:
     if value <= 0:
         raise SettingsError(f"{VISIBILITY_TIMEOUT_ENV} must be positive: got {value}")
     return value
+
+
+def transport_options(visibility_s: int) -> dict[str, int]:
+    """Redis transport options: the visibility timeout and, when it is short, a sweep to match."""
+    options = {"visibility_timeout": visibility_s}
+    if visibility_s < DEFAULT_VISIBILITY_TIMEOUT_S:
+        options["unacked_restore_interval"] = max(1, visibility_s // RESTORE_SWEEPS_PER_TIMEOUT)
+        options["unacked_restore_throttle"] = 1
+    return options
+
+
+def acks_late(env: dict[str, str] | None = None) -> bool:
+    """``JOBBENCH_ACKS_LATE``: unset or ``1`` (late acks), ``0`` (early acks, tests only)."""
+    raw = (os.environ if env is None else env).get(ACKS_LATE_ENV, "").strip()
+    if raw not in ("", "0", "1"):
+        raise SettingsError(f"{ACKS_LATE_ENV} must be 0 or 1: got {raw!r}")
+    return raw != "0"
 
 
 def create_app(broker_url: str | None = None) -> Celery:
@@ -87,9 +115,9 @@ def create_app(broker_url: str | None = None) -> Celery:
         # At-least-once: ack after the task body ran, and requeue (not ack) a message whose
         # prefork child died mid-task. Redeliveries are harmless: records are one hash field per
         # job and ``attempt`` counts them.
-        task_acks_late=True,
+        task_acks_late=acks_late(),
         task_reject_on_worker_lost=True,
-        broker_transport_options={"visibility_timeout": visibility_timeout_s()},
+        broker_transport_options=transport_options(visibility_timeout_s()),
         broker_connection_retry_on_startup=True,
         # Celery prefers CELERY_BROKER_URL from the environment to the broker given above; pin
         # the one resolved here, or a producer comparing brokers (--brokers) would publish every
