@@ -59,7 +59,8 @@ def bounded(kind: Callable[[str], T], lo: T, hi: T) -> Callable[[str], T]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if not lo <= value <= hi:  # also rejects NaN
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {text}")
+            shown = text if text.isprintable() else repr(text)  # one line, no escapes
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {shown}")
         return value
 
     parse.__name__ = kind.__name__
@@ -71,7 +72,8 @@ def choice_list(allowed: Sequence[str], what: str) -> Callable[[str], tuple[str,
         items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
         if not items:
             raise argparse.ArgumentTypeError(f"no {what} given")
-        unknown = [s for s in items if s not in allowed]
+        # Quoted when not printable: the error stays one line and sends no terminal escapes.
+        unknown = [s if s.isprintable() else repr(s) for s in items if s not in allowed]
         if unknown:
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {', '.join(unknown)} (choose from {', '.join(allowed)})"
@@ -338,8 +340,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from producer.table import print_table
     from producer.targets import print_targets
     from shared.settings import Settings
+    from shared.workloads import request_timeout_s
 
     settings = Settings.from_env()
+    request_timeout_s()  # a malformed JOBBENCH_REQUEST_TIMEOUT_S is exit 2 before anything runs
     if args.broker:
         settings = replace(settings, broker_url=args.broker)
     check_writable(args.out)
@@ -444,6 +448,9 @@ def build_parser() -> Parser:
 
     report_cli.register(sub)
     hosts.register(sub)
+    from producer import verify  # same reason: it imports this module
+
+    verify.register(sub)
     from producer import overhead  # same reason: it imports this module
 
     overhead.register(sub)
@@ -467,6 +474,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"jobbench: error: {exc}\n")
         return EXIT_USAGE
+    except RuntimeError as exc:
+        # Imported here: importing the runners reads the environment (see above).
+        from producer.runners.base import RunIncomplete
+
+        if not isinstance(exc, RunIncomplete):
+            raise
+        sys.stderr.write(f"jobbench: jobs missing: {exc}\n")  # never silent: named, exit 1
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":
