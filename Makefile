@@ -28,6 +28,15 @@ test: install ## run the whole test suite (real Redis, workers, HTTP target)
 test-fast: install ## unit tests only (no services)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
+# Fault injection (docs/faults.md). `make test` runs these too; this runs only them and writes
+# each fault's figures (enqueued, finished, redelivered, lost, recovery s) to FAULTS_REPORT.
+FAULTS_REPORT ?= results/faults.jsonl
+.PHONY: test-faults
+test-faults: install ## fault injection only: worker kills, Redis restart, failing target
+	@mkdir -p $(dir $(FAULTS_REPORT)) && rm -f $(FAULTS_REPORT)
+	JOBBENCH_FAULTS_REPORT=$(FAULTS_REPORT) $(BIN)/pytest -m faults $(PYTEST_ARGS)
+	@cat $(FAULTS_REPORT)
+
 lint: install ## ruff lint + format check, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
