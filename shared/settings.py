@@ -32,10 +32,19 @@ _USERINFO = re.compile(
 )
 
 
+#: A password passed as a query parameter (redis-py and kombu both read ``?password=``).
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pass|pwd)=)[^&#]*")
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***`` (user names are kept)."""
+    url = _QUERY_PASSWORD.sub(r"\1***", url)
     m = _USERINFO.match(url)
-    if m is None or ":" not in m["userinfo"]:
+    if m is None:
+        # Not scheme://userinfo@host, yet an "@": a mistyped URL ("redis:/:pw@h", "://:pw@h")
+        # may still carry a password before it, so nothing before the last "@" is shown.
+        return "***@" + url.rsplit("@", 1)[1] if "@" in url else url
+    if ":" not in m["userinfo"]:
         return url
     user = m["userinfo"].split(":", 1)[0]
     return f"{m['scheme']}{user}:***@{m['rest']}"
