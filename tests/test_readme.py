@@ -22,6 +22,11 @@ README = ROOT / "README.md"
 
 #: Appended to every benchmark command: small enough for seconds, big enough to measure.
 TINY = "--io-jobs 4 --cpu-jobs 20 --repeat 1 --warmup 0 --latency-ms 10 --quiet"
+#: The same for ``jobbench overhead`` (``make bench-overhead``), whose sizes are its own.
+TINY_OVERHEAD = (
+    "--repeat 1 --warmup 0 --noop-jobs 30 --noop-messages 5 --enqueue-jobs 200 "
+    "--capture-jobs 5 --memory-jobs 20,60 --no-events --quiet"
+)
 
 #: Commands not run here, each with why and where it is covered instead.
 NOT_RUN = {
@@ -56,6 +61,11 @@ def test_readme_gives_the_two_setup_commands() -> None:
 def shrink(command: str, out: Path) -> str:
     """The command with tiny sizes, its results under ``out``."""
     tiny = f"{TINY} --out {shlex.quote(str(out))}"
+    if "bench-overhead" in command or "jobbench overhead" in command:
+        tiny = f"{TINY_OVERHEAD} --out {shlex.quote(str(out))}"
+        if command.startswith("make "):
+            return f'{command} ARGS="{tiny}"'
+        return f"{command} {tiny}"
     if command.startswith("make bench-") and "bench-overhead" not in command:
         m = re.search(r'ARGS="([^"]*)"', command)
         args = f"{m.group(1)} {tiny}" if m else tiny
