@@ -28,7 +28,7 @@ test: install ## run the whole test suite (real Redis, workers, HTTP target)
 test-fast: install ## unit tests only (no services)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-# Fault injection (docs/faults.md). `make test` runs these too; this runs only them and writes
+# Fault injection (README "Nothing lost"). `make test` runs these too; this runs only them and writes
 # each fault's figures (enqueued, finished, redelivered, lost, recovery s) to FAULTS_REPORT.
 FAULTS_REPORT ?= results/faults.jsonl
 .PHONY: test-faults
@@ -55,7 +55,7 @@ bench-celery: install ## the main job: every model (in-process and Celery) on bo
 bench-inprocess: install ## in-process models only
 	$(BIN)/jobbench bench --models sequential,threading,thread_pool,asyncio,multiprocessing_pool,process_pool,process_pool_map $(ARGS)
 
-# --- performance targets (docs/performance.md) ------------------------------------------------
+# --- performance targets (README "Why Celery is slow by default") ---
 # bench-perf: the seed workloads, >= 5 repeats, only the models the targets compare; each run
 # prints its target ratios (also in results.json "targets"). The CPU run leaves out the threads
 # and solo pools: on CPU jobs each uses one core (the GIL, one process), so neither can be the
@@ -71,14 +71,14 @@ bench-perf: install ## performance targets: CPU and IO seed runs (>= 5 repeats) 
 bench-overhead: install ## Celery without the work: enqueue rate, noop throughput, capture cost, memory
 	$(BIN)/jobbench overhead $(ARGS)
 
-# Simulated hosts (docs/scaling.md): network namespaces on 10.250.<k>.0/24, one Redis for all, a
+# Simulated hosts (README "Scaling out"): network namespaces on 10.250.<k>.0/24, one Redis for all, a
 # worker per host and broker, one host's link cut mid-run. Needs root and iproute2; elsewhere it
 # says why and skips (fails under CI=true). Everything it creates is removed, also on failure.
 .PHONY: bench-hosts
 bench-hosts: install ## N simulated hosts (needs root): jobs per host, one host cut mid-run, Redis vs RabbitMQ
 	$(BIN)/jobbench hosts $(ARGS)
 
-# --- Flower and docker compose (docs/compose-and-flower.md) --------------------------------------
+# --- Flower and docker compose (README sections on both) ---
 # Compose v2 (`docker compose`); with Debian's v1: make up COMPOSE=docker-compose
 COMPOSE ?= docker compose
 # Extra `docker compose up` arguments, e.g. make up UP_ARGS="--scale worker-threads=3"

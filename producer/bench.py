@@ -360,7 +360,8 @@ class Bench:
                     runs, latency, usable_cpus(), self.config.mode, self._clock_shift(store)
                 ),
             }
-            # The performance targets (docs/performance.md), judged within this one run.
+            # The performance targets (README "Why Celery is slow by default"), judged within
+            # this one run.
             doc["targets"] = run_targets(doc)
             self._keep_summary(store, doc)
             self.runs = runs

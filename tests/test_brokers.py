@@ -170,7 +170,7 @@ def test_compose_rabbitmq_profile_switches_every_celery_service() -> None:
         "jobbench", "jobbench",
     )  # fmt: skip
     # Without the setting, the compose Redis stays the broker; workers on another machine get
-    # that machine's Redis (docs/scaling.md) through the two variables.
+    # that machine's Redis (README "Scaling out") through the two variables.
     default = environment_of(load_compose({})["services"]["worker-solo"])
     assert default["CELERY_BROKER_URL"] == default["REDIS_URL"] == "redis://redis:6379/0"
     remote = "redis://:pw@10.0.0.5:6379/0"

@@ -5,7 +5,7 @@ attempt > 1, or the jobs that failed named with why. Never silently missing.
 Each test runs on a private redis-server of its own (appendonly, fsync always): a 3 s visibility
 timeout must never redeliver another test's messages, and Redis must be killable. Faults land
 mid-job (half a target latency after the jobs started), as a crash at a random moment mostly
-does; see docs/faults.md for the one window that timing avoids.
+does; see README "Nothing lost" for the one window that timing avoids.
 
 ``JOBBENCH_FAULTS_REPORT=path`` appends each fault's figures to ``path`` as a JSON line
 (``make test-faults`` writes ``results/faults.jsonl``); ``-s`` prints them.
@@ -59,8 +59,8 @@ from worker.tasks import run_jobs_body
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 #: The visibility timeout of every fault run (s). Short, so a killed worker's messages come back
-#: within seconds; the price (docs/faults.md) is that a message held longer than this by a live
-#: worker (a job or a prefetch wait over 3 s) is delivered twice, so jobs here take 0.3 s.
+#: within seconds; the price (README "Nothing lost") is that a message held longer than this by a
+#: live worker (a job or a prefetch wait over 3 s) is delivered twice, so jobs here take 0.3 s.
 VISIBILITY_TIMEOUT_S = 3
 #: One try of an HTTP request (s): a hanging target costs this much per try.
 REQUEST_TIMEOUT_S = 0.5
