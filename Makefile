@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Options passed through to jobbench, e.g. make bench-celery ARGS="--repeat 5 --cpu-jobs 2000"
 ARGS ?=
 FLOWER_PORT ?= 5555
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint format typecheck bench-celery bench-inprocess \

@@ -135,6 +135,10 @@ def ping(app: Celery, nodename: str, timeout_s: float = PING_TIMEOUT_S) -> bool:
 
 _live: dict[int, WorkerProcess] = {}
 _handlers_installed = False
+#: The process that installed the hooks. A process forked from it (a multiprocessing pool
+#: child) inherits the handlers and a copy of ``_live``; it must neither stop its parent's
+#: workers nor turn SIGTERM (how ``Pool.terminate`` stops it) into a slow ``SystemExit``.
+_owner_pid = 0
 #: Signals whose default action (die without cleanup) would leave workers behind.
 _FATAL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -144,23 +148,40 @@ def live_workers() -> list[WorkerProcess]:
 
 
 def _stop_all_now() -> None:
+    if os.getpid() != _owner_pid:
+        return
     for worker in list(_live.values()):
         stop_worker(worker, grace_s=EMERGENCY_SHUTDOWN_S)
 
 
 def _on_fatal_signal(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _owner_pid:  # a forked child: die the default way, at once
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     _stop_all_now()
     # SystemExit unwinds the caller too, so its other services (HTTP target, embedded Redis)
     # are stopped by their own ``finally`` blocks; 128 + n is the shell's convention.
     raise SystemExit(128 + signum)
 
 
+def _forget_in_child() -> None:
+    """After a fork: the child owns none of the parent's workers, and keeps default signals."""
+    _live.clear()
+    for signum in _FATAL_SIGNALS:
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            if signal.getsignal(signum) is _on_fatal_signal:
+                signal.signal(signum, signal.SIG_DFL)
+
+
 def _install_cleanup() -> None:
     """Register the exit hooks once, on the first worker start (never at import)."""
-    global _handlers_installed
+    global _handlers_installed, _owner_pid
     if _handlers_installed:
         return
     _handlers_installed = True
+    _owner_pid = os.getpid()
+    os.register_at_fork(after_in_child=_forget_in_child)
     atexit.register(_stop_all_now)
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread; atexit still applies

@@ -242,3 +242,27 @@ def _poll(condition: object, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.02)
+
+
+def test_a_process_pool_forked_beside_a_worker_stops_fast_and_spares_it(
+    redis_url: str, run_id: str
+) -> None:
+    """The bench starts Celery workers and in-process pools side by side: a pool child inherits
+    the producer's cleanup hooks, and ``Pool.terminate`` must neither hang on them nor make the
+    child stop the parent's Celery worker."""
+    from producer.runners import RUNNERS, JobBatch, RunnerOptions
+    from shared.workloads import cpu_arg
+
+    queue = workers.queue_name("celery_solo", run_id)
+    with workers.running_worker(
+        pool="solo", concurrency=1, queue=queue, broker_url=redis_url, redis_url=redis_url
+    ) as worker:
+        runner = RUNNERS["multiprocessing_pool"](RunnerOptions(cpu_count=2))
+        with runner:
+            runner.start("cpu")
+            result = runner.run(JobBatch(run_id, "cpu", [cpu_arg(i) for i in range(20)], 0))
+            children = {r.pid for r in result.records}
+        # terminate() sent SIGTERM to the children: they are gone, the worker is not.
+        assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+                       for pid in children)  # fmt: skip
+        assert worker.alive()
