@@ -15,11 +15,8 @@ pyplot, so no GUI backend is ever touched and no global pyplot state leaks betwe
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,7 +32,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from producer.history import Verdict, verdicts
-from producer.results import FILE_MODE, ResultsError
+from producer.results import ResultsError, atomic_open
 
 #: Resolution of the PNGs (dots per inch): 100 keeps the pixel size equal to the inch size x 100.
 DPI = 100
@@ -67,16 +64,8 @@ TIMELINE_SKIP = frozenset({"sequential"})
 def _save(fig: Figure, path: Path) -> Path:
     """Render ``fig`` with Agg into ``path`` through a temporary file: never a half-written PNG."""
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": "jobbench"})
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": "jobbench"})
     return path
 
 

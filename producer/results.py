@@ -8,9 +8,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from shared.timings import JobRecord
 
@@ -37,18 +37,26 @@ def check_writable(out_dir: Path) -> None:
 FILE_MODE = 0o644
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename, on
+    any error it is removed: a reader never sees a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def write_run(out_dir: Path, doc: dict[str, Any]) -> Path:
@@ -94,26 +102,18 @@ JOB_FIELDS = (
 
 def write_jobs_csv(path: Path, rows: Iterable[tuple[int, JobRecord]]) -> int:
     """One CSV row per (repeat, job record); returns the number of rows written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     n = 0
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(JOB_FIELDS)
-            for repeat, r in rows:
-                writer.writerow([
-                    r.model, r.workload, repeat, r.job_id, r.pool, r.host, r.pid, r.process,
-                    r.thread, r.attempt, r.outcome, r.enqueued_at_ns, r.started_at_ns,
-                    r.finished_at_ns, f"{r.queue_wait_s:.6f}", f"{r.run_s:.6f}",
-                    f"{r.end_to_end_s:.6f}", r.error or "",
-                ])  # fmt: skip
-                n += 1
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(JOB_FIELDS)
+        for repeat, r in rows:
+            writer.writerow([
+                r.model, r.workload, repeat, r.job_id, r.pool, r.host, r.pid, r.process,
+                r.thread, r.attempt, r.outcome, r.enqueued_at_ns, r.started_at_ns,
+                r.finished_at_ns, f"{r.queue_wait_s:.6f}", f"{r.run_s:.6f}",
+                f"{r.end_to_end_s:.6f}", r.error or "",
+            ])  # fmt: skip
+            n += 1
     return n
 
 
