@@ -182,11 +182,14 @@ def test_make_bench_hosts_spreads_jobs_and_survives_a_cut_host(
     assert redis_row["params"]["concurrency"] == 3 * 4
     cut = section["cut"]
     assert cut["host"] == "host3" and cut["lost"] == 0 and cut["n_jobs"] == 120
-    # host3's unacknowledged jobs went to the others once the visibility timeout passed.
-    assert cut["redelivered"] >= 1 and set(cut["redelivered_to"]) <= {"host1", "host2"}
+    # host3's unacknowledged jobs went to the others once the visibility timeout passed, never
+    # back to host3. (Cut between two messages, host3 holds none: then nothing is redelivered.)
+    assert set(cut["redelivered_to"]) <= {"host1", "host2"}
+    assert sum(cut["redelivered_to"].values()) == cut["redelivered"]
     assert redis_row["redelivered"] == cut["redelivered"]
-    assert cut["first_redelivery_after_cut_s"] >= 1.0
-    assert cut["recovery_s"] >= cut["first_redelivery_after_cut_s"]
+    if cut["redelivered"]:
+        assert cut["first_redelivery_after_cut_s"] >= 1.0
+        assert cut["recovery_s"] >= cut["first_redelivery_after_cut_s"]
     # Clocks: every host published its offset, with a bound of half a (veth) round trip.
     clocks = doc["metadata"]["clocks"]["hosts"]
     assert {"host1", "host2", "host3"} <= set(clocks)
