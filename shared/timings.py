@@ -161,16 +161,43 @@ def timed_job(
     try:
         output = run_workload(workload, arg, mode, session)
     except Exception as exc:  # a failing job is data, not a crash of the harness
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    finished = time.time_ns()
+        error = describe_error(exc)
+    return job_record(
+        job_id, workload, model=model, pool=pool, started_at_ns=started,
+        enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
+    )  # fmt: skip
+
+
+#: Longest error message kept in a record (characters): enough for the cause, not a page.
+MAX_ERROR_CHARS = 500
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one-line error a failed job's record keeps."""
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+
+
+def job_record(
+    job_id: int,
+    workload: str,
+    *,
+    model: str,
+    pool: str,
+    started_at_ns: int,
+    enqueued_at_ns: int | None = None,
+    attempt: int = 1,
+    output: str | None = None,
+    error: str | None = None,
+) -> JobRecord:
+    """The record of a job that just finished, in this process and thread (finished = now)."""
     return JobRecord(
         job_id=job_id,
         workload=workload,
         model=model,
         pool=pool,
-        enqueued_at_ns=started if enqueued_at_ns is None else enqueued_at_ns,
-        started_at_ns=started,
-        finished_at_ns=finished,
+        enqueued_at_ns=started_at_ns if enqueued_at_ns is None else enqueued_at_ns,
+        started_at_ns=started_at_ns,
+        finished_at_ns=time.time_ns(),
         host=HOSTNAME,
         pid=os.getpid(),
         process=multiprocessing.current_process().name,

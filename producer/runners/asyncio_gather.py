@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
-import threading
 import time
 
 import httpx
 
 from producer.runners.base import JobBatch, Runner, RunResult, register
-from shared.timings import HOSTNAME, JobRecord
+from shared.timings import JobRecord, describe_error, job_record
 from shared.workloads import ResultMode, Workload, run_io_job_async
 
 
@@ -22,24 +19,10 @@ async def _timed(client: httpx.AsyncClient, job_id: int, url: str, mode: ResultM
     try:
         output = await run_io_job_async(client, url, mode)
     except Exception as exc:  # a failing job is data, not a crash of the harness
-        error = f"{type(exc).__name__}: {exc}"[:500]
-    finished = time.time_ns()
-    return JobRecord(
-        job_id=job_id,
-        workload="io",
-        model=AsyncioGather.name,
-        pool=AsyncioGather.name,
-        enqueued_at_ns=started,
-        started_at_ns=started,
-        finished_at_ns=finished,
-        host=HOSTNAME,
-        pid=os.getpid(),
-        process=multiprocessing.current_process().name,
-        thread=threading.current_thread().name,
-        attempt=1,
-        outcome="ok" if error is None else "error",
-        error=error,
-        output=output,
+        error = describe_error(exc)
+    name = AsyncioGather.name
+    return job_record(
+        job_id, "io", model=name, pool=name, started_at_ns=started, output=output, error=error
     )
 
 
