@@ -211,3 +211,29 @@ def imbalance(lanes: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, Any]:
         "tail_share": tail / window if window > 0 else 0.0,
         "window_s": window,
     }
+
+
+# --- repeating until the median is known well enough ("--repeat auto") -------------------------
+
+#: ``--repeat auto``: stop repeating a model once its median's 95 % interval is within ±3 % of it.
+AUTO_TARGET_REL = 0.03
+#: ``--repeat auto``: repeats every model gets before the interval is looked at (an interval
+#: needs ``MIN_CI_REPEATS``), and the most any model gets.
+AUTO_MIN_REPEATS = MIN_CI_REPEATS
+AUTO_MAX_REPEATS = 10
+
+
+def settled(
+    values: Sequence[float],
+    target_rel: float = AUTO_TARGET_REL,
+    min_repeats: int = AUTO_MIN_REPEATS,
+    max_repeats: int = AUTO_MAX_REPEATS,
+) -> bool:
+    """Whether a model needs no more repeats: its median's interval is within ``target_rel``
+    (half-width over the median), or it reached ``max_repeats``."""
+    if len(values) >= max_repeats:
+        return True
+    if len(values) < min_repeats:
+        return False
+    width = median_ci(values).rel_half_width
+    return width is not None and width <= target_rel

@@ -19,6 +19,7 @@ from producer.stats import (
     quantile,
     ratio_ci,
     repeats_to_decide,
+    settled,
     summarize,
 )
 
@@ -135,3 +136,13 @@ def test_factoring_balances_rising_costs_better_than_pool_map() -> None:
     assert (default_end - default_idle) / default_end > 0.05
     assert (fact_end - fact_idle) / fact_end < 0.01
     assert fact_end < default_end
+
+
+def test_settled_stops_a_steady_model_early_and_a_noisy_one_at_the_cap() -> None:
+    steady = [16.40, 16.41, 16.39]
+    assert not settled(steady[:2])  # no interval yet
+    assert settled(steady)
+    noisy = [6.4, 9.1, 7.0, 8.8, 6.6]
+    assert not settled(noisy)
+    assert settled(noisy * 2)  # 10 repeats: the cap
+    assert settled([1.0], max_repeats=1)
