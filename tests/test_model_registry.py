@@ -64,13 +64,11 @@ def test_every_module_model_is_found_under_its_name() -> None:
     assert registry.find("no_such_model@x") is None
 
 
-def test_an_unavailable_model_is_a_one_line_error_not_a_crash() -> None:
-    why = registry.unavailable()
-    if sys.version_info < (3, 14):
-        assert "Python 3.14" in why["interpreter_pool"]
-        with pytest.raises(ModelUnavailable, match="interpreter_pool is not available"):
-            Bench(BenchConfig(models=("sequential", "interpreter_pool")), Settings())
-    assert "interpreter_pool" not in registry.default_models()
+def test_a_model_unavailable_here_is_never_a_default_and_asking_for_it_is_bad_input() -> None:
+    for name, why in registry.unavailable().items():
+        assert why and name not in registry.default_models()
+        with pytest.raises(ModelUnavailable, match=f"{name} is not available"):
+            Bench(BenchConfig(models=("sequential", name)), Settings())
 
 
 def test_models_read_their_own_options_from_the_config() -> None:
