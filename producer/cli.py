@@ -146,16 +146,15 @@ def env_option(
 
 
 def add_bench_options(p: argparse.ArgumentParser) -> None:
-    from producer.bench import DEFAULT_MODELS
-    from producer.runners import RUNNERS
+    from producer.runners import registry
     from shared.workloads import DEFAULT_CPU_JOBS, DEFAULT_IO_JOBS
 
-    models = sorted(RUNNERS)
+    models = registry.names()
     env_option(
         p,
         "--models",
         "JOBBENCH_MODELS",
-        ",".join(m for m in DEFAULT_MODELS if m in RUNNERS),
+        ",".join(registry.default_models()),
         f"comma-separated models ({', '.join(models)})",
         type=choice_list(models, "model"),
     )
@@ -335,10 +334,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from producer.bench import Bench, BenchConfig
+    from producer.goals import print_goals
     from producer.report import build_report
     from producer.results import JOBS_FILE, check_writable, write_jobs_csv, write_run
     from producer.table import print_table
-    from producer.targets import print_targets
     from shared.settings import Settings
     from shared.workloads import request_timeout_s
 
@@ -365,7 +364,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
     build_report(run_dir)
     print_table(doc)
-    print_targets(doc.get("targets", {}))
+    print_goals(doc.get("targets", {}))
     print(f"results: {run_dir / 'results.json'}")
     return EXIT_OK
 

@@ -471,10 +471,8 @@ Progress = Callable[[str, int, int], None]
 def run_hosts(config: HostsConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Build the hosts, run the bench on them (one host cut mid-run), tear everything down;
     return the results document with its ``hosts`` section."""
-    from producer.bench import Bench, BenchConfig, broker_labels
-    from producer.runners import RUNNERS
-    from producer.runners.base import RunnerOptions
-    from producer.runners.celery_pools import CeleryRunner
+    from producer.bench import Bench, BenchConfig
+    from producer.runners.celery.models import broker_labels, celery_runner
     from producer.services import run_target
     from shared.settings import Settings
 
@@ -505,8 +503,7 @@ def run_hosts(config: HostsConfig, progress: Progress | None = None) -> dict[str
                 relays.append(relay)
                 brokers.append(Broker(label, url, relayed_url(url, relay)))
         queue = f"jobbench-hosts-{os.getpid()}-{time.time_ns() % 10**6}"
-        runner = RUNNERS[model](RunnerOptions())
-        assert isinstance(runner, CeleryRunner)
+        runner = celery_runner(config.pool)
         last_workload = config.workloads[-1]
         # The bench's own tuning for this pool (one worker serves every workload of the run).
         prefetch = runner.prefetch_multiplier(last_workload)
@@ -575,7 +572,7 @@ def _wait_for_nodes(
     workdir: Path,
 ) -> None:
     """Until every expected node consumes ``queue`` (a worker that exits is an error)."""
-    from producer import workers
+    from producer.runners.celery import workers
 
     app = workers.producer_app(broker_url)
     deadline = time.monotonic() + READY_TIMEOUT_S

@@ -47,11 +47,13 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
-from producer import celery_run, targets, workers
+from producer import goals
 from producer.cli import EXIT_FAILURE, EXIT_OK, Parser, bounded, env_option
-from producer.runners import RUNNERS, JobBatch, RunnerOptions
+from producer.runners import JobBatch, RunnerOptions
 from producer.runners.base import usable_cpus
-from producer.runners.celery_pools import CeleryRunner
+from producer.runners.celery import publish as celery_run
+from producer.runners.celery import workers
+from producer.runners.celery.models import CeleryRunner, celery_runner
 from producer.services import ResolvedRedis, resolve_redis
 from producer.stats import summarize
 from shared import keys
@@ -275,7 +277,7 @@ def measure_pool(
     """Start a worker of ``pool`` sized as the bench sizes it for CPU, and measure noop
     throughput: one job per message, then automatic batches."""
     # The runner's own sizing for short jobs, so the figures match what the bench runs.
-    runner = RUNNERS[f"celery_{pool}"](RunnerOptions(redis_url=redis_url, broker_url=broker_url))
+    runner = celery_runner(pool, RunnerOptions(redis_url=redis_url))
     assert isinstance(runner, CeleryRunner)
     concurrency = runner.worker_concurrency("cpu")
     prefetch = runner.prefetch_multiplier("cpu")
@@ -703,7 +705,7 @@ class Overhead:
                 "load_avg": list(os.getloadavg()),
             },
             "overhead": out,
-            "targets": targets.overhead_targets(out),
+            "targets": goals.overhead_goals(out),
         }
 
 
@@ -780,7 +782,7 @@ def print_overhead(doc: dict[str, Any], console: Console | None = None) -> None:
         if not console.is_terminal:
             console = Console(width=170)
     console.print(overhead_table(doc))
-    targets.print_targets(doc.get("targets", {}), console)
+    goals.print_goals(doc.get("targets", {}), console)
 
 
 # --- command line -------------------------------------------------------------------------------

@@ -32,10 +32,11 @@ import pytest
 import redis
 from celery.exceptions import Reject
 
-from producer import workers
-from producer.celery_run import enqueue
 from producer.cli import EXIT_FAILURE, main
 from producer.runners.base import JobBatch
+from producer.runners.celery import workers
+from producer.runners.celery.publish import enqueue
+from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import (
     embedded_redis_binary,
     free_port,
@@ -44,7 +45,6 @@ from producer.services import (
     wait_until,
 )
 from producer.verify import ScopeCheck, check_scope
-from producer.workers import PoolName, WorkerProcess
 from shared import keys
 from shared.timings import TimingStore
 from shared.workloads import REQUEST_TRIES, RequestFailed, fetch, fetch_async, retry_delay_s
