@@ -17,6 +17,7 @@ from producer.cli.options import (
 )
 from producer.errors import EXIT_OK
 from producer.history import materialize, resolve_run
+from producer.results import check_writable
 
 EPILOG = """examples:
   jobbench report                                  # redraw report.md and charts of results/latest
@@ -52,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     stored = resolve_run(args.run, opts.out_dir, opts.redis_url)
     run_dir = stored.run_dir
     if run_dir is None:
+        check_writable(opts.out_dir)
         run_dir, n_rows = materialize(stored.run_id, opts.out_dir, opts.redis_url)
         gone = "" if n_rows else "; its job records have expired, so no timeline"
         print(f"restored {stored.run_id} from Redis into {run_dir}{gone}", file=sys.stderr)
+    check_writable(run_dir)  # the report is written beside the results.json the user named
     for path in build_report(run_dir):
         print(path)
     return EXIT_OK
