@@ -14,7 +14,6 @@ import platform
 import random
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from producer.cli.options import (
+    bounded,
+    brokers_option,
+    choice_list,
+    cpu_jobs_option,
+    http_url,
+    io_jobs_option,
+    jitter_ms_option,
+    latency_ms_option,
+    option,
+    out_option,
+    queue_prefix,
+    repeat_option,
+    warmup_option,
+    workloads_option,
+)
 from producer.flower import flower_during_run
 from producer.goals import run_goals
 from producer.results import SCHEMA
@@ -36,18 +51,28 @@ from producer.runners.base import (
 )
 from producer.runners.facts import row_facts
 from producer.runners.registry import runner_class
-from producer.services import ResolvedRedis, Target, resolve_redis, run_target
+from producer.services import (
+    DEFAULT_LATENCY_MS,
+    ResolvedRedis,
+    Target,
+    resolve_redis,
+    run_target,
+)
 from producer.stats import percentiles, summarize
 from shared import keys
+from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
 from shared.timings import HOSTNAME, JobRecord, TimingStore
 from shared.workloads import (
     DEFAULT_CPU_JOBS,
     DEFAULT_IO_JOBS,
+    RESULT_MODES,
+    WORKLOADS,
     ResultMode,
     Workload,
     cpu_arg,
 )
+from worker import clock
 
 #: Jobs in a warm-up run (untimed): enough to fault in code paths and connections.
 WARMUP_JOBS = 50
@@ -59,41 +84,78 @@ REPORTED_PACKAGES = ("celery", "kombu", "redis", "requests", "httpx", "flower", 
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """One run's configuration; each field is also its ``jobbench bench`` option."""
+
     #: Default: every model whose ``default`` hook says so, in display order.
-    models: tuple[str, ...] = field(default_factory=registry.default_models)
-    workloads: tuple[Workload, ...] = ("io", "cpu")
-    io_jobs: int = DEFAULT_IO_JOBS
-    cpu_jobs: int = DEFAULT_CPU_JOBS
-    latency_ms: float = 160.0
-    jitter_ms: float = 0.0
-    url: str | None = None
-    repeat: int = 3
-    warmup: int = 1
-    shuffle: bool = True
-    seed: int | None = None
-    mode: ResultMode = "digest"
-    out_dir: Path = Path("results")
-    thread_pool_workers: int | None = None
-    chunksize: int | None = None
-    batch_size: int | None = None
-    completion_timeout_s: float = 600.0
-    flower: bool = False
+    models: tuple[str, ...] = option(
+        registry.default_models(), f"comma-separated models ({', '.join(registry.names())})",
+        env="JOBBENCH_MODELS", type=choice_list(registry.names(), "model"),
+    )  # fmt: skip
+    workloads: tuple[Workload, ...] = workloads_option(WORKLOADS, WORKLOADS)
+    io_jobs: int = io_jobs_option(DEFAULT_IO_JOBS)
+    cpu_jobs: int = cpu_jobs_option(DEFAULT_CPU_JOBS)
+    latency_ms: float = latency_ms_option(
+        DEFAULT_LATENCY_MS, "latency of the local HTTP target per request"
+    )
+    jitter_ms: float = jitter_ms_option("uniform ± jitter of the target")
+    url: str | None = option(
+        None, "IO target URL instead of the local target (e.g. https://httpbin.org/ip)",
+        env="JOBBENCH_URL", type=http_url,
+    )  # fmt: skip
+    repeat: int = repeat_option(3, "measured repeats per model and workload")
+    warmup: int = warmup_option("untimed warm-up runs (of a few jobs) per model")
+    shuffle: bool = option(
+        True, "run models in the given order in every repeat (default: shuffled)",
+        flag="--no-shuffle", kind="negated",
+    )  # fmt: skip
+    seed: int | None = option(None, "seed of the model-order shuffle", env="JOBBENCH_SEED",
+                              type=bounded(int, 0, 2**32 - 1))  # fmt: skip
+    mode: ResultMode = option(
+        "digest", "what each job hands back: a digest, or the full result (primes list, body)",
+        flag="--result", env="JOBBENCH_RESULT", choices=RESULT_MODES,
+    )  # fmt: skip
+    out_dir: Path = out_option("results directory: writes OUT/<run_id>/results.json and OUT/latest")
+    thread_pool_workers: int | None = option(
+        None, "ThreadPoolExecutor max_workers (unset: Python's default)",
+        env="JOBBENCH_THREAD_POOL_WORKERS", type=bounded(int, 1, 10_000),
+    )  # fmt: skip
+    chunksize: int | None = option(
+        None, "Pool.map / ProcessPoolExecutor.map chunksize (unset: Pool.map's heuristic)",
+        env="JOBBENCH_CHUNKSIZE", type=bounded(int, 1, 1_000_000),
+    )  # fmt: skip
+    batch_size: int | None = option(
+        None, "Celery: jobs per message (unset: chosen from jobs and concurrency)",
+        env="JOBBENCH_BATCH_SIZE", type=bounded(int, 1, 100_000),
+    )  # fmt: skip
+    completion_timeout_s: float = option(
+        600.0, "Celery: seconds to wait for every job before naming the missing ones",
+        flag="--timeout-s", env="JOBBENCH_TIMEOUT_S", type=bounded(float, 0.1, 86_400.0),
+    )  # fmt: skip
+    flower: bool = option(False, "keep Flower up during the run and print its URL", kind="flag")
     #: Celery brokers to compare, each "redis" (the run's Redis) or a URL; empty: the one broker
     #: (CELERY_BROKER_URL, else the run's Redis). Every Celery model runs once per broker.
-    brokers: tuple[str, ...] = ()
+    brokers: tuple[str, ...] = brokers_option(
+        (), "compare brokers: each Celery model runs once per entry, 'redis' (the run's Redis) "
+        "or a URL; rows are named celery_<pool>@amqp etc.",
+    )  # fmt: skip
     #: Celery: measure workers started elsewhere, on queues ``<queue_prefix>.<pool>``.
-    external_workers: bool = False
-    queue_prefix: str = "jobbench"
-    external_wait_s: float = 60.0
+    external_workers: bool = option(
+        False, "Celery: start no worker; publish to QUEUE.<pool> and measure the workers "
+        "consuming it (docker compose services, other machines)",
+        env="JOBBENCH_EXTERNAL_WORKERS", kind="flag",
+    )  # fmt: skip
+    queue_prefix: str = option(
+        "jobbench", "with --external-workers: queue prefix, pool P is consumed from QUEUE.P",
+        flag="--queue", env="JOBBENCH_QUEUE", type=queue_prefix,
+    )  # fmt: skip
+    external_wait_s: float = option(
+        60.0, "with --external-workers: seconds to wait for a worker on each queue",
+        env="JOBBENCH_EXTERNAL_WAIT_S", type=bounded(float, 0.1, 3600.0),
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
 Progress = Callable[[str, int, int], None]
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 def package_versions() -> dict[str, str]:
@@ -369,19 +431,13 @@ class Bench:
 
     def _publish_own_clock(self, store: TimingStore) -> None:
         """Measure and publish the producer's own offset against the run's Redis TIME."""
-        from worker import clock
-
         clock.publish(store.client, clock.measure_offset(store.client))
 
     def _clock_shift(self, store: TimingStore) -> dict[str, int]:
-        from worker import clock
-
         return clock.relative_offsets_ns(clock.load_offsets(store.client), HOSTNAME)
 
     def _clocks_metadata(self, store: TimingStore, runs: Sequence[ModelRun]) -> dict[str, Any]:
         """Each host's offset and error bound, for the hosts that ran a job of this run."""
-        from worker import clock
-
         hosts = {HOSTNAME} | {
             rec.host for run in runs for res in run.results for rec in res.records
         }

@@ -140,11 +140,11 @@ def fault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.contextmanager
 def target_process(*, fail_rate: float = 0.0, hang_rate: float = 0.0) -> Iterator[str]:
-    """The local target (producer/target.py) with a fixed seed; killed after 1 s at the end,
+    """The local target (``jobbench target``) with a fixed seed; killed after 1 s at the end,
     since requests it leaves hanging would hold its graceful shutdown for the whole grace."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "producer.target", "--port", str(port),
+        sys.executable, "-m", "producer.cli", "target", "--port", str(port),
         "--latency-ms", str(LATENCY_MS if not (fail_rate or hang_rate) else 20.0),
         "--fail-rate", str(fail_rate), "--hang-rate", str(hang_rate), "--seed", "7",
     ]  # fmt: skip
