@@ -92,7 +92,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: browser-deps
 
 flower: install ## Flower on 127.0.0.1:5555 (FLOWER_PORT=N) for the Celery app; auth: FLOWER_BASIC_AUTH=u:p
-	$(BIN)/python -m producer.flower --port $(FLOWER_PORT)
+	$(BIN)/jobbench flower --port $(FLOWER_PORT)
 
 up: ## compose: redis, target, a worker per pool, flower, detached (UP_ARGS="--scale worker-threads=3")
 	FLOWER_PORT=$(FLOWER_PORT) $(COMPOSE) up -d --build $(UP_ARGS)

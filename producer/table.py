@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from producer.runners.facts import facts
+
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
@@ -34,15 +36,7 @@ def results_table(doc: dict[str, Any]) -> Table:
             notes.append(f"{r['n_error']} failed")
         if r.get("redelivered"):
             notes.append(f"{r['redelivered']} redelivered")
-        if r.get("family") == "celery":
-            enq = r.get("extra", {}).get("enqueue_s")
-            if isinstance(enq, dict):
-                notes.append(f"enqueue {enq['median']:.2f}s")
-            bs = r.get("params", {}).get("batch_size")
-            if bs:
-                notes.append(f"batch {bs}")
-        elif r.get("params", {}).get("chunksize"):
-            notes.append(f"chunk {r['params']['chunksize']}")
+        notes.extend(facts(r).notes)  # the model's own (enqueue time, batch, chunk size)
         speedup = r.get("speedup_vs_sequential")
         table.add_row(
             r["workload"], r["model"], str(r["n_jobs"]), str(r["params"].get("concurrency", "")),

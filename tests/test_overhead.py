@@ -18,18 +18,19 @@ from typing import Any
 
 import pytest
 
-from producer import celery_run, workers
-from producer.celery_run import MessageRanges, enqueue, message_ranges, wait_complete
 from producer.cli import EXIT_OK, EXIT_USAGE, main
-from producer.overhead import OVERHEAD_DIR, OVERHEAD_FILE, count_list, pool_list
-from producer.runners import JobBatch
-from producer.targets import (
+from producer.goals import (
     CPU_MAX_RATIO,
     IO_MAX_RATIO,
-    bench_targets,
-    overhead_targets,
-    target_lines,
+    bench_goals,
+    goal_lines,
+    overhead_goals,
 )
+from producer.overhead import OVERHEAD_DIR, OVERHEAD_FILE, count_list, pool_list
+from producer.runners import JobBatch
+from producer.runners.celery import publish as celery_run
+from producer.runners.celery import workers
+from producer.runners.celery.publish import MessageRanges, enqueue, message_ranges, wait_complete
 from shared import keys
 from shared.timings import NOOP, NOOP_OUTPUT, RECORD_FIELDS, JobRecord, TimingStore, timed_job
 from worker.app import RUN_JOBS_TASK
@@ -101,16 +102,16 @@ def test_bench_targets_compare_within_one_run() -> None:
         _row("io", "asyncio", "in-process", 0.40),
         _row("io", "celery_threads", "celery", 0.60, repeats=3),
     ]
-    t = bench_targets(rows)
+    t = bench_goals(rows)
     cpu, io = t["cpu_celery_vs_in_process"], t["io_celery_threads_vs_asyncio"]
     assert cpu["numerator"]["model"] == "celery_prefork"  # the best Celery pool
     assert cpu["denominator"]["model"] == "multiprocessing_pool"  # sequential is not parallel
     assert cpu["value"] == pytest.approx(5.9 / 5.5) and cpu["met"] is (CPU_MAX_RATIO >= 5.9 / 5.5)
     assert io["value"] == pytest.approx(1.5) and io["met"] is False and IO_MAX_RATIO < 1.5
     assert io["enough_repeats"] is False
-    lines = target_lines(t)
+    lines = goal_lines(t)
     assert any("MISSED" in line and "only 3 repeats" in line for line in lines)
-    assert bench_targets(rows[:4])["io_celery_threads_vs_asyncio"]["met"] is None  # unmeasured
+    assert bench_goals(rows[:4])["io_celery_threads_vs_asyncio"]["met"] is None  # unmeasured
 
 
 def test_overhead_targets_judge_each_section() -> None:
@@ -121,11 +122,11 @@ def test_overhead_targets_judge_each_section() -> None:
         "memory": {"peak_ratio": 1.05, "from_jobs": 10, "to_jobs": 100,
                    "probes": {"100": {"rss_peak_mb": wall}}},
     }  # fmt: skip
-    t = overhead_targets(doc)
+    t = overhead_goals(doc)
     assert t["enqueue_jobs_per_s"]["met"] is True
     assert t["timing_capture_fraction"]["met"] is False
     assert t["producer_memory_ratio"]["met"] is True
-    assert all(v["met"] is None for v in overhead_targets({}).values())
+    assert all(v["met"] is None for v in overhead_goals({}).values())
 
 
 def test_option_parsers() -> None:

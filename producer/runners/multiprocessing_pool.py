@@ -1,4 +1,5 @@
-"""``multiprocessing.Pool.map`` with one process per usable core; reports the chunksize."""
+"""``multiprocessing.Pool().map`` with the library's defaults: one process per core
+(``Pool()``), Pool.map's own chunksize rule; reports the chunksize it used."""
 
 from __future__ import annotations
 
@@ -6,23 +7,35 @@ import multiprocessing
 from multiprocessing.pool import Pool
 from typing import Any
 
-from producer.runners.base import JobBatch, Runner, RunResult, register
+from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult, library_cpu_count
 from producer.runners.jobs import job_args, pool_map_chunksize, run_job
 from shared.workloads import Workload
 
+POOL = "multiprocessing.pool:Pool"
+MAP = "multiprocessing.pool:Pool.map"
 
-@register
+
 class MultiprocessingPool(Runner):
     name = "multiprocessing_pool"
+    order = 50
+    default = True
+    settings = (
+        LibraryCall(POOL, {"processes": None}, frozenset({"processes"})),
+        LibraryCall(MAP, {"chunksize": None}, frozenset({"chunksize"})),
+    )
     _pool: Pool | None = None
 
+    @property
+    def processes(self) -> int:
+        return self.options.cpu_count or library_cpu_count()
+
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
-        return self.options.cpu_count
+        return self.processes
 
     def start(self, workload: Workload) -> dict[str, Any]:
         self.stop()
-        self._pool = multiprocessing.Pool(self.options.cpu_count)
-        return {"processes": self.options.cpu_count}
+        self._pool = multiprocessing.Pool(**self.kwargs_for(POOL, processes=self.options.cpu_count))
+        return {"processes": self.processes}
 
     def stop(self) -> None:
         if self._pool is not None:
@@ -33,7 +46,9 @@ class MultiprocessingPool(Runner):
     def run(self, batch: JobBatch) -> RunResult:
         assert self._pool is not None, "start() first"
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
-        chunksize = self.options.chunksize or pool_map_chunksize(len(jobs), self.options.cpu_count)
-        records = self._pool.map(run_job, jobs, chunksize=chunksize)
-        params = {"concurrency": self.options.cpu_count, "chunksize": chunksize}
+        kwargs = self.kwargs_for(MAP, chunksize=self.options.chunksize)
+        records = self._pool.map(run_job, jobs, **kwargs)
+        # What Pool.map chose when left to itself (its rule, recomputed), for the report.
+        chunksize = kwargs.get("chunksize") or pool_map_chunksize(len(jobs), self.processes)
+        params = {"concurrency": self.processes, "chunksize": chunksize}
         return RunResult(records=records, params=params)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from producer.runners.base import JobBatch, Runner, RunResult, register
+from producer.runners.base import JobBatch, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from shared.workloads import Workload
 
 
-@register
 class Sequential(Runner):
     name = "sequential"
+    order = 10
+    default = True
+    baseline = True
+    in_timeline = False
 
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         return 1

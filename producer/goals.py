@@ -1,20 +1,26 @@
-"""The performance targets of the Celery path, checked against measured results.
+"""The performance goals of the Celery path, checked against measured results (results.json
+keeps them under ``targets``; ``producer/target.py`` is the HTTP server, unrelated).
 
 Every ratio compares figures of one run (same machine, same load, repeats interleaved), and each
 figure is a median; a target judged on fewer than ``MIN_REPEATS`` repeats says so
 (``enough_repeats``), because on a shared 2-core machine one repeat proves little.
 
-``bench_targets`` reads a ``jobbench bench`` results list, ``overhead_targets`` a ``jobbench
-overhead`` document. A target that the run could not measure (a model or section missing) is
-``met: None`` with the reason, never a pass.
+``bench_goals`` reads a ``jobbench bench`` results list, ``overhead_goals`` a ``jobbench
+overhead`` document. A goal names the rows it compares by their model or group label
+(``Select``): it is a definition, not a special case of any model. A goal that the run could
+not measure (a model or section missing) is ``met: None`` with the reason, never a pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+
+from producer.runners.base import base_name
+from producer.runners.facts import facts
 
 #: Best Celery pool / best in-process parallel model, CPU seed workload (median wall times).
 CPU_MAX_RATIO = 1.10
@@ -30,11 +36,6 @@ MEMORY_MAX_RATIO = 1.20
 MIN_REPEATS = 5
 
 Target = dict[str, Any]
-
-
-def _base_model(model: str) -> str:
-    """``celery_prefork@amqp`` -> ``celery_prefork`` (runs against other brokers keep a label)."""
-    return model.partition("@")[0]
 
 
 def _median(row: Mapping[str, Any]) -> float:
@@ -70,40 +71,73 @@ def _best(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return min(rows, key=_median) if rows else None
 
 
-def bench_targets(results: Sequence[Mapping[str, Any]]) -> dict[str, Target]:
-    """The CPU and IO ratio targets from one bench run's result rows."""
-    cpu = [r for r in results if r["workload"] == "cpu"]
-    io = [r for r in results if r["workload"] == "io"]
-    in_process = [
-        r for r in cpu if r["family"] == "in-process" and _base_model(r["model"]) != "sequential"
-    ]
-    celery = [r for r in cpu if r["family"] == "celery"]
+@dataclass(frozen=True)
+class Select:
+    """The rows one side of a goal compares: of ``workload``, of model ``model`` (its broker
+    variants included) or of group ``family``, the baseline left out; the best one counts."""
 
-    def named(rows: Sequence[Mapping[str, Any]], model: str) -> Mapping[str, Any] | None:
-        return _best([r for r in rows if _base_model(r["model"]) == model])
+    workload: str
+    model: str | None = None
+    family: str | None = None
 
-    return {
-        "cpu_celery_vs_in_process": _ratio_target(
-            "CPU seed: best Celery pool / best in-process parallel model",
-            CPU_MAX_RATIO,
-            _best(celery),
-            _best(in_process),
-        ),
-        "io_celery_threads_vs_asyncio": _ratio_target(
-            "IO seed: celery_threads / asyncio",
-            IO_MAX_RATIO,
-            named(io, "celery_threads"),
-            named(io, "asyncio"),
-        ),
-    }
+    def best(self, rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+        return _best([r for r in rows if self.matches(r)])
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        about = facts(row)
+        return (
+            row["workload"] == self.workload
+            and not about.baseline
+            and self.model in (None, base_name(str(row["model"])))
+            and self.family in (None, about.family)
+        )
 
 
-def run_targets(doc: Mapping[str, Any]) -> dict[str, Target]:
-    """``bench_targets`` of a results.json document."""
-    return bench_targets(doc["results"])
+@dataclass(frozen=True)
+class RatioGoal:
+    """numerator median / denominator median <= limit."""
+
+    key: str
+    goal: str
+    limit: float
+    numerator: Select
+    denominator: Select
+
+    def judge(self, rows: Sequence[Mapping[str, Any]]) -> Target:
+        num, den = self.numerator.best(rows), self.denominator.best(rows)
+        return _ratio_target(self.goal, self.limit, num, den)
 
 
-def overhead_targets(overhead: Mapping[str, Any]) -> dict[str, Target]:
+#: The goals every bench run is judged on.
+BENCH_GOALS = (
+    RatioGoal(
+        "cpu_celery_vs_in_process",
+        "CPU seed: best Celery pool / best in-process parallel model",
+        CPU_MAX_RATIO,
+        Select("cpu", family="celery"),
+        Select("cpu", family="in-process"),
+    ),
+    RatioGoal(
+        "io_celery_threads_vs_asyncio",
+        "IO seed: celery_threads / asyncio",
+        IO_MAX_RATIO,
+        Select("io", model="celery_threads"),
+        Select("io", model="asyncio"),
+    ),
+)
+
+
+def bench_goals(results: Sequence[Mapping[str, Any]]) -> dict[str, Target]:
+    """The CPU and IO ratio goals from one bench run's result rows."""
+    return {goal.key: goal.judge(results) for goal in BENCH_GOALS}
+
+
+def run_goals(doc: Mapping[str, Any]) -> dict[str, Target]:
+    """``bench_goals`` of a results.json document."""
+    return bench_goals(doc["results"])
+
+
+def overhead_goals(overhead: Mapping[str, Any]) -> dict[str, Target]:
     """The enqueue, timing-capture and memory targets from a ``jobbench overhead`` run."""
     out: dict[str, Target] = {}
     goal = "producer enqueue rate at the automatic batch size (jobs/s)"
@@ -147,7 +181,7 @@ def overhead_targets(overhead: Mapping[str, Any]) -> dict[str, Target]:
     return out
 
 
-def target_lines(targets: Mapping[str, Target]) -> list[str]:
+def goal_lines(targets: Mapping[str, Target]) -> list[str]:
     """One line per target: the goal, the figure against its limit, met / MISSED / unmeasured."""
     lines = []
     for name, t in targets.items():
@@ -172,12 +206,12 @@ def target_lines(targets: Mapping[str, Target]) -> list[str]:
     return lines
 
 
-def print_targets(targets: Mapping[str, Target], console: Console | None = None) -> None:
+def print_goals(targets: Mapping[str, Target], console: Console | None = None) -> None:
     """Print the targets this run could judge (nothing when it judged none)."""
     if not any(t.get("met") is not None for t in targets.values()):
         return
     console = console or Console()
-    for line in target_lines(targets):
+    for line in goal_lines(targets):
         style = "green" if line.endswith("met") or ": met (" in line else None
         if "MISSED" in line:
             style = "bold red"

@@ -1,18 +1,21 @@
-"""One ``threading.Thread`` per job, started together and joined, as the seed does."""
+"""The ``threading`` model: one ``threading.Thread`` per job, started together and joined, as
+the seed does."""
 
 from __future__ import annotations
 
 import threading
 
-from producer.runners.base import JobBatch, Runner, RunResult, register
+from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from shared.timings import JobRecord
 from shared.workloads import Workload
 
 
-@register
 class Threads(Runner):
     name = "threading"
+    order = 20
+    default = True
+    settings = (LibraryCall("threading:Thread"),)
 
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         return n_jobs
@@ -24,7 +27,8 @@ class Threads(Runner):
         def work(i: int) -> None:
             records[i] = run_job(jobs[i])
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+        kwargs = self.kwargs_for("threading:Thread")
+        threads = [threading.Thread(target=work, args=(i,), **kwargs) for i in range(len(jobs))]
         for t in threads:
             t.start()
         for t in threads:
