@@ -58,7 +58,7 @@ from producer.services import (
     resolve_redis,
     run_target,
 )
-from producer.stats import percentiles, summarize
+from producer.stats import imbalance, percentiles, summarize
 from shared import keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
@@ -196,6 +196,31 @@ def job_args(workload: Workload, n_jobs: int, url: str) -> list[int | str]:
     return [url] * n_jobs
 
 
+def balance(results: Sequence[RunResult]) -> dict[str, Any]:
+    """How evenly each repeat's work spread over its lanes (a lane: one thread of one process on
+    one host, so a process of a pool, or a thread of a thread pool): per repeat the tail (first
+    lane idle to last job done) and its share of the jobs' window, and the median repeat's busy
+    time per lane."""
+    per_repeat = []
+    for res in results:
+        lanes: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+        for r in res.records:
+            lanes[f"{r.host}:{r.pid}:{r.thread}"].append((r.started_at_ns, r.finished_at_ns))
+        per_repeat.append(imbalance(lanes))
+    if not per_repeat:
+        return {}
+    shares = [b["tail_share"] for b in per_repeat]
+    middle = per_repeat[sorted(range(len(shares)), key=shares.__getitem__)[(len(shares) - 1) // 2]]
+    busy = list(middle["busy_s"].values())
+    return {
+        "lanes": middle["lanes"],
+        "tail_s": summarize([b["tail_s"] for b in per_repeat]),
+        "tail_share": summarize(shares),
+        "busy_s_min": min(busy, default=0.0),
+        "busy_s_max": max(busy, default=0.0),
+    }
+
+
 def record_stats(
     records: Sequence[JobRecord], clock_shift_ns: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
@@ -307,6 +332,7 @@ def summarize_runs(
             "extra": {k: (summarize(v) if all(isinstance(x, int | float) for x in v) else v)
                       for k, v in extras.items()},
             **record_stats(records, clock_shift_ns),
+            "balance": balance(run.results),
         }  # fmt: skip
         # What the table, report, charts and goals need to know about the model, stored so a
         # results.json renders on its own.
