@@ -501,8 +501,10 @@ def _draw_lanes(ax: Any, tl: Timeline) -> None:
     if len(ends) > 1 and max(ends) > min(ends):
         # The tail: from the first lane going idle to the last job's end (report "Load balance").
         ax.axvspan(min(ends), max(ends), color=TAIL_COLOR, alpha=0.25, zorder=1, linewidth=0)
-        ax.text(max(ends), 0.02, f" tail {max(ends) - min(ends):.3g} s", transform=ax.get_xaxis_transform(),
-                fontsize=7.5, color="#8a6d00", va="bottom", ha="left")  # fmt: skip
+        ax.text(
+            max(ends), 0.02, f" tail {max(ends) - min(ends):.3g} s",
+            transform=ax.get_xaxis_transform(), fontsize=7.5, color="#8a6d00", va="bottom",
+        )  # fmt: skip
     if tl.ideal_s:
         ax.axvline(tl.ideal_s, color="black", linestyle="--", linewidth=1.2, zorder=3)
     if tl.wall_median_s:
