@@ -50,6 +50,8 @@ def results_table(doc: dict[str, Any]) -> Table:
             notes.append(f"{r['n_error']} failed")
         if r.get("redelivered"):
             notes.append(f"{r['redelivered']} redelivered")
+        if r.get("repeats_stop", "fixed") != "fixed":
+            notes.append(f"{r['repeats']} rep. ({r['repeats_stop']})")
         tail = tail_note(r)
         if tail:
             notes.append(tail)
