@@ -1,0 +1,52 @@
+"""``jobbench calibrate`` (issue 14): each in-process model against its bare reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from producer.calibrate import CalibrationSpec, calibrate, calibrated_models, calibration_lines
+from producer.cli import main
+from producer.errors import EXIT_OK
+from producer.runners import registry
+
+
+def test_every_calibrated_model_is_in_process_and_available() -> None:
+    models = calibrated_models()
+    assert {"sequential", "threading", "thread_pool", "asyncio", "multiprocessing_pool",
+            "process_pool", "process_pool_map"} <= set(models)  # fmt: skip
+    for name in models:
+        cls = registry.load(name)
+        assert cls.available() is None and not cls.stores_own_records
+
+
+@pytest.mark.integration
+def test_calibration_pairs_harness_and_reference_per_model_and_workload() -> None:
+    spec = CalibrationSpec(
+        models=("sequential", "asyncio", "multiprocessing_pool"), workloads=("io", "cpu"),
+        io_jobs=6, cpu_jobs=60, latency_ms=10.0, repeat=3,
+    )  # fmt: skip
+    doc = calibrate(spec)
+    pairs = {(r["model"], r["workload"]) for r in doc["results"]}
+    # asyncio runs IO only: never asked for a CPU reference.
+    assert pairs == {("sequential", "io"), ("asyncio", "io"), ("multiprocessing_pool", "io"),
+                     ("sequential", "cpu"), ("multiprocessing_pool", "cpu")}  # fmt: skip
+    for r in doc["results"]:
+        assert len(r["harness_s"]["values"]) == len(r["reference_s"]["values"]) == 3
+        assert r["ratio"]["low"] <= r["ratio"]["point"] <= r["ratio"]["high"]
+        assert r["verdict"] in {"met", "missed", "undecided"}
+    seq_io = next(r for r in doc["results"] if r["model"] == "sequential" and r["workload"] == "io")
+    assert seq_io["reference_s"]["min"] >= 6 * 0.010  # the reference really made the requests
+    assert len(calibration_lines(doc)) == len(doc["results"])
+
+
+@pytest.mark.integration
+def test_calibrate_command_writes_its_document(tmp_path: Path) -> None:
+    code = main(["calibrate", "--models", "thread_pool", "--workloads", "cpu", "--cpu-jobs", "40",
+                 "--repeat", "1", "--out", str(tmp_path), "-q"])  # fmt: skip
+    assert code == EXIT_OK
+    (path,) = tmp_path.glob("calibrate-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["kind"] == "calibration" and doc["results"][0]["verdict"] == "undecided"
