@@ -50,3 +50,21 @@ def test_calibrate_command_writes_its_document(tmp_path: Path) -> None:
     (path,) = tmp_path.glob("calibrate-*.json")
     doc = json.loads(path.read_text())
     assert doc["kind"] == "calibration" and doc["results"][0]["verdict"] == "undecided"
+
+
+@pytest.mark.integration
+def test_perf_judges_the_goals_over_independent_runs(tmp_path: Path) -> None:
+    code = main([
+        "perf", "--runs", "2", "--repeat", "3", "--cpu-jobs", "200", "--io-jobs", "6",
+        "--cpu-models", "sequential,multiprocessing_pool,celery_prefork",
+        "--io-models", "threading,celery_threads", "--out", str(tmp_path), "-q",
+    ])  # fmt: skip
+    assert code == EXIT_OK
+    (path,) = tmp_path.glob("perf-*.json")
+    doc = json.loads(path.read_text())
+    assert len(doc["runs"]) == 4  # 2 runs x (cpu, io), each a run directory of its own
+    for r in doc["runs"]:
+        assert (tmp_path / r["run_id"] / "results.json").is_file()
+    for key in ("cpu_celery_vs_in_process", "io_celery_vs_in_process", "cpu_best_efficiency"):
+        summary = doc["goals"][key]
+        assert summary["runs"] == 2 and summary["min"] <= summary["median"] <= summary["max"]

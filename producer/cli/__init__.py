@@ -32,6 +32,7 @@ __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAG
 COMMANDS = {
     "bench": "producer.cli.bench",
     "calibrate": "producer.cli.calibrate",
+    "perf": "producer.cli.perf",
     "report": "producer.cli.report",
     "history": "producer.cli.history",
     "compare": "producer.cli.compare",
