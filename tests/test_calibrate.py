@@ -68,3 +68,14 @@ def test_perf_judges_the_goals_over_independent_runs(tmp_path: Path) -> None:
     for key in ("cpu_celery_vs_in_process", "io_celery_vs_in_process", "cpu_best_efficiency"):
         summary = doc["goals"][key]
         assert summary["runs"] == 2 and summary["min"] <= summary["median"] <= summary["max"]
+
+
+@pytest.mark.integration
+def test_bench_calibrate_stores_the_calibration_of_its_in_process_models(tmp_path: Path) -> None:
+    code = main([
+        "bench", "--models", "sequential,celery_solo", "--workloads", "cpu", "--cpu-jobs", "30",
+        "--repeat", "1", "--warmup", "0", "--calibrate", "--out", str(tmp_path), "-q",
+    ])  # fmt: skip
+    assert code == EXIT_OK
+    doc = json.loads((tmp_path / "latest" / "results.json").read_text())
+    assert [r["model"] for r in doc["calibration"]["results"]] == ["sequential"]  # no Celery
