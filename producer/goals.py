@@ -1,5 +1,5 @@
 """The performance goals of the Celery path, checked against measured results (results.json
-keeps them under ``targets``; ``producer/target.py`` is the HTTP server, unrelated).
+keeps them under ``targets``; ``producer/target_server.py`` is the HTTP server, unrelated).
 
 Every ratio compares figures of one run (same machine, same load, repeats interleaved), and each
 figure is a median; a target judged on fewer than ``MIN_REPEATS`` repeats says so

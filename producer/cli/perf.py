@@ -34,8 +34,9 @@ EPILOG = """examples:
 
 #: The CPU goal's candidates: the baseline (the ideal), the best in-process models (defaults and
 #: tuned variants) and the prefork pool with both schedules. The GIL-bound models cannot win CPU.
-CPU_MODELS = ("sequential", "multiprocessing_pool", "multiprocessing_pool_factoring",
-              "process_pool_map", "celery_prefork", "celery_prefork_factoring")  # fmt: skip
+CPU_MODELS = (*filter(None, [registry.baseline()]), "multiprocessing_pool",
+              "multiprocessing_pool_factoring", "process_pool_map", "celery_prefork",
+              "celery_prefork_factoring")  # fmt: skip
 #: The IO goal's candidates: the models that run every request at once.
 IO_MODELS = ("threading", "asyncio", "celery_threads")
 

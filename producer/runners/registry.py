@@ -111,6 +111,11 @@ def default_models() -> tuple[str, ...]:
     return tuple(ordered([n for n in names() if load(n).default and load(n).available() is None]))
 
 
+def baseline() -> str | None:
+    """The model speedups and the CPU ideal are relative to (its ``baseline`` hook), if any."""
+    return next((n for n in names() if load(n).baseline), None)
+
+
 def unavailable() -> dict[str, str]:
     """Model name -> why it cannot run here (Python too old, ...), for every such model."""
     out = {}
