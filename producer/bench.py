@@ -299,8 +299,12 @@ def out_of_contention(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline:
     """Whether ``run`` (measured at least once) is clearly slower than the best of its group."""
     if not run.wall_s or (keep_baseline and run.runner.baseline):
         return False
-    peers = [statistics.median(r.wall_s) for r in runs if r.wall_s and r.family == run.family]
-    return min(run.wall_s) > CONTENTION_FACTOR * min(peers)
+    best_of_group: dict[str, float] = {}
+    for r in runs:
+        if r.wall_s:
+            median = statistics.median(r.wall_s)
+            best_of_group[r.family] = min(median, best_of_group.get(r.family, median))
+    return min(run.wall_s) > CONTENTION_FACTOR * best_of_group[run.family]
 
 
 def _ideal_s(
