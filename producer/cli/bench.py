@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         if bench is None or not (bench.measuring or isinstance(exc, RunIncomplete)):
             raise  # bad input or a service that never came up: nothing was measured
+        if isinstance(exc, JobbenchError) and not bench.steps_done:
+            raise  # a one-line error before any repeat (a worker that never came up)
         why, missing, known = _why(exc, bench)
         where = keep_evidence(bench, config, STATUS_FAILED, why, missing)
         # The run id first: whatever follows, the user knows which run to look at.
