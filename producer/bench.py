@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import math
 import platform
 import random
@@ -22,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from producer import cleanup
 from producer.cli.options import (
     AUTO,
     bounded,
@@ -39,9 +41,10 @@ from producer.cli.options import (
     warmup_option,
     workloads_option,
 )
+from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
 from producer.goals import EFFICIENCY_GOALS, run_goals
-from producer.results import SCHEMA
+from producer.results import SCHEMA, STATUS_COMPLETE
 from producer.runners import registry
 from producer.runners.base import (
     JobBatch,
@@ -159,6 +162,10 @@ class BenchConfig:
         60.0, "with --external-workers: seconds to wait for a worker on each queue",
         env="JOBBENCH_EXTERNAL_WAIT_S", type=bounded(float, 0.1, 3600.0),
     )  # fmt: skip
+    allow_failures: bool = option(
+        False, "a run whose jobs failed (error records) still exits 0 and becomes latest",
+        env="JOBBENCH_ALLOW_FAILURES", kind="flag",
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
@@ -176,7 +183,7 @@ def package_versions() -> dict[str, str]:
 
 
 def collect_metadata(
-    config: BenchConfig, settings: Settings, redis: ResolvedRedis
+    config: BenchConfig, settings: Settings, redis: ResolvedRedis | None
 ) -> dict[str, Any]:
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     if cfg.get("url"):
@@ -190,8 +197,9 @@ def collect_metadata(
         "hostname": platform.node(),
         "cpu_count": usable_cpus(),
         "packages": package_versions(),
-        "settings": {**settings.redacted(), "redis_resolved": redact_url(redis.url),
-                     "redis_source": redis.source},
+        "settings": {**settings.redacted(),
+                     "redis_resolved": redact_url(redis.url) if redis else None,
+                     "redis_source": redis.source if redis else None},
         "config": cfg,
         "result_mode": config.mode,
     }  # fmt: skip
@@ -276,7 +284,7 @@ class ModelRun:
     errors: list[str] = field(default_factory=list)
     #: Why it stopped repeating: "fixed" (--repeat N), or with --repeat auto "settled" (its
     #: median's interval is narrow enough), "cap" or "out of contention".
-    stop_reason: str = "fixed"
+    stop_reason: str = ""
 
     @property
     def family(self) -> str:
@@ -360,6 +368,7 @@ def summarize_runs(
             "n_ok": sum(1 for r in records if r.outcome == "ok"),
             "n_error": sum(1 for r in records if r.outcome == "error"),
             "errors": sorted({r.error for r in records if r.error})[:10],
+            **retry_counts(records),
             "extra": {k: (summarize(v) if all(isinstance(x, int | float) for x in v) else v)
                       for k, v in extras.items()},
             **record_stats(records, clock_shift_ns),
@@ -369,6 +378,7 @@ def summarize_runs(
         # results.json renders on its own.
         row.update(row_facts(run.runner, row))
         out.append(row)
+    flag_failures(out)
     return out
 
 
@@ -384,6 +394,20 @@ class Bench:
         self.run_id = new_run_id()
         self.rng = random.Random(config.seed)
         registry.require_available(config.models)
+        self.started_at = datetime.now(UTC).isoformat()
+        #: Every (model, workload) measured so far, in the order started: a failed or interrupted
+        #: run's evidence is made of them.
+        self.runs: list[ModelRun] = []
+        #: True once the services are up and the first model starts: a failure from then on is
+        #: a failed run with its evidence, not bad input.
+        self.measuring = False
+        #: What runs now (the last progress message), for a failed run's evidence.
+        self.step = "starting"
+        #: The finished run's document, once ``run`` returns it.
+        self.doc: dict[str, Any] | None = None
+        self._redis: ResolvedRedis | None = None
+        self._target_info: Target | None = None
+        self._url = ""
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[Target | None]:
@@ -394,59 +418,112 @@ class Bench:
             yield target
 
     def run(self) -> dict[str, Any]:
-        started_at = datetime.now(UTC).isoformat()
         with (
             resolve_redis(self.settings) as redis,
             self._target() as target,
             # --flower: up before any worker starts (Flower only sees events sent after it).
             flower_during_run(self.config.flower, self.settings.broker_url or redis.url),
         ):
+            self._redis, self._target_info = redis, target
             store = TimingStore.from_url(redis.url)
             self._check_models()
-            url = self.config.url or (target.url if target else "")
+            self._url = url = self.config.url or (target.url if target else "")
             options = RunnerOptions(
                 thread_pool_workers=self.config.thread_pool_workers,
                 chunksize=self.config.chunksize,
                 redis_url=redis.url,
             )
-            self._publish_own_clock(store)
-            runs: list[ModelRun] = []
-            for workload in self.config.workloads:
-                runs.extend(self._run_workload(workload, url, options, store))
-            latency: dict[Workload, float | None] = {"cpu": None, "io": None}
-            if target is not None:
-                latency["io"] = target.latency_ms / 1000
-            else:
-                seq = [r for r in runs if r.workload == "io" and r.runner.baseline and r.wall_s]
-                latency["io"] = summarize(seq[0].wall_s)["median"] / seq[0].n_jobs if seq else None
-            doc = {
-                "schema": SCHEMA,
-                "run_id": self.run_id,
-                "started_at": started_at,
-                "finished_at": datetime.now(UTC).isoformat(),
-                "metadata": {
-                    **collect_metadata(self.config, self.settings, redis),
-                    "target": {
-                        "url": redact_url(url),
-                        "local": target is not None,
-                        "latency_ms": self.config.latency_ms if target else None,
-                        "ideal_latency_source": (
-                            "configured" if target else "sequential median / n_jobs"
-                        ),
-                    },
-                    **self._models_metadata(redis.url),
-                    "clocks": self._clocks_metadata(store, runs),
-                },
-                "results": summarize_runs(
-                    runs, latency, usable_cpus(), self.config.mode, self._clock_shift(store)
-                ),
-            }
-            # The performance targets (README "Why Celery is slow by default"), judged within
-            # this one run.
-            doc["targets"] = run_goals(doc)
-            self._keep_summary(store, doc)
-            self.runs = runs
+            self.measuring = True
+            try:
+                self._publish_own_clock(store)
+                for workload in self.config.workloads:
+                    self._run_workload(workload, url, options, store)
+                doc = self.document(store)
+                # The performance targets (README "Why Celery is slow by default"), judged
+                # within this one run.
+                doc["targets"] = run_goals(doc)
+                self._keep_summary(store, doc)
+            finally:
+                self._expire_run_keys(store)
+            self.doc = doc
             return doc
+
+    def document(self, store: TimingStore | None) -> dict[str, Any]:
+        """The run's results.json document from what was measured so far (``store`` None: Redis
+        is gone, the clock facts are left out)."""
+        runs, target = self.runs, self._target_info
+        latency: dict[Workload, float | None] = {"cpu": None, "io": None}
+        if target is not None:
+            latency["io"] = target.latency_ms / 1000
+        else:
+            seq = [r for r in runs if r.workload == "io" and r.runner.baseline and r.wall_s]
+            latency["io"] = summarize(seq[0].wall_s)["median"] / seq[0].n_jobs if seq else None
+        return {
+            "schema": SCHEMA,
+            "run_id": self.run_id,
+            "status": STATUS_COMPLETE,
+            "started_at": self.started_at,
+            "finished_at": datetime.now(UTC).isoformat(),
+            "metadata": {
+                **collect_metadata(self.config, self.settings, self._redis),
+                "target": {
+                    "url": redact_url(self._url),
+                    "local": target is not None,
+                    "latency_ms": self.config.latency_ms if target else None,
+                    "ideal_latency_source": (
+                        "configured" if target else "sequential median / n_jobs"
+                    ),
+                },
+                **self._models_metadata(self.redis_url),
+                "clocks": self._clocks_metadata(store, runs) if store else {},
+            },
+            "results": summarize_runs(
+                runs,
+                latency,
+                usable_cpus(),
+                self.config.mode,
+                self._clock_shift(store) if store else None,
+            ),
+        }
+
+    @property
+    def redis_url(self) -> str:
+        """The run's Redis: the resolved one, else (not resolved yet) the configured one."""
+        return self._redis.url if self._redis else self.settings.redis_url
+
+    def evidence(self, status: str, why: str, missing: Sequence[int] = ()) -> dict[str, Any]:
+        """The document of a run that did not complete: what was measured (every repeat that
+        finished), what is missing and why. Readable by report, history, compare and verify."""
+        if self.doc is not None:  # measured to the end (jobs failed, or the writing interrupted)
+            doc = dict(self.doc)
+        else:
+            doc = self.document(None)
+            doc["targets"] = {}  # judged on a partial run, a goal would mislead
+        doc["status"] = status
+        doc["failure"] = {
+            "why": why,
+            "during": self.step,
+            "missing_job_ids": list(missing),
+            "incomplete": self._incomplete(),
+            "cleanup": list(cleanup.notes),
+        }
+        return doc
+
+    def _incomplete(self) -> dict[str, str]:
+        """``workload/model`` -> how far it got, for every model that did not finish its
+        repeats (with ``--repeat auto``: that had not stopped for a reason yet)."""
+        runs = {(r.workload, r.model): r for r in self.runs}
+        out = {}
+        for w in self.config.workloads:
+            for n in self.model_names(w):
+                run = runs.get((w, n))
+                done = len(run.wall_s) if run else 0
+                if self.config.repeat == AUTO:
+                    if run is None or not run.stop_reason:
+                        out[f"{w}/{n}"] = f"{done} repeats, still repeating (auto)"
+                elif done < int(self.config.repeat):
+                    out[f"{w}/{n}"] = f"{done} of {self.config.repeat} repeats"
+        return out
 
     @property
     def steps_total(self) -> int:
@@ -507,21 +584,20 @@ class Bench:
         }
 
     def progress(self, message: str) -> None:
+        self.step = message
         if self._progress is not None:
             self._progress(message, self.steps_done, self.steps_total)
 
     def job_rows(self) -> Iterator[tuple[int, JobRecord]]:
         """(repeat, record) for every job of each model's median repeat: the representative run
         that jobs.csv and the timeline chart show."""
-        for run in getattr(self, "runs", []):
+        for run in self.runs:
             if run.results:
                 i = run.median_index()
                 for record in run.results[i].records:
                     yield i, record
 
     def _keep_summary(self, store: TimingStore, doc: dict[str, Any]) -> None:
-        import json
-
         pipe = store.client.pipeline(transaction=False)
         pipe.set(keys.run_summary(self.run_id), json.dumps(doc))
         pipe.zadd(keys.RUNS_INDEX, {self.run_id: time.time()})
@@ -547,6 +623,7 @@ class Bench:
                     model=name, runner=type(runner), workload=workload, n_jobs=n_jobs,
                     concurrency=runner.concurrency(workload, n_jobs), start_info=info,
                 )  # fmt: skip
+                self.runs.append(runs[name])
                 for w in range(self.config.warmup):
                     warm = JobBatch(
                         self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode
@@ -569,14 +646,21 @@ class Bench:
                     runs[name].results.append(result)
                     self._store_records(store, name, batch, result)
         finally:
-            for runner in runners.values():
-                runner.stop()
+            for name, runner in runners.items():
+                # One runner that cannot stop cleanly (its broker gone) must not leave the
+                # others running: note it for the run's evidence and go on.
+                try:
+                    runner.stop()
+                except Exception as exc:
+                    cleanup.note(f"{name}: stop failed: {type(exc).__name__}: {exc}")
         return [runs[n] for n in names if n in runs]
 
     def _enough(self, workload: Workload, run: ModelRun, runs: Mapping[str, ModelRun]) -> bool:
         """Whether ``run`` needs no more repeats; sets its ``stop_reason``."""
         if self.config.repeat != AUTO:
-            return len(run.wall_s) >= int(self.config.repeat)
+            if len(run.wall_s) >= int(self.config.repeat):
+                run.stop_reason = "fixed"
+            return bool(run.stop_reason)
         if settled(run.wall_s):
             run.stop_reason = "cap" if len(run.wall_s) >= AUTO_MAX_REPEATS else "settled"
             return True
@@ -602,8 +686,23 @@ class Bench:
             store.register_scope(self.run_id, scope, meta)
             for i in range(0, len(result.records), 5000):
                 store.save(scope, result.records[i : i + 5000])
-        pipe = store.client.pipeline(transaction=False)
-        stems = (keys.records, keys.attempts, keys.enqueued, keys.meta)
-        for key in (*(stem(scope) for stem in stems), keys.scopes_index(self.run_id)):
-            pipe.expire(key, RECORD_TTL_S)
-        pipe.execute()
+        expire_scopes(store, self.run_id, [scope])
+
+    def _expire_run_keys(self, store: TimingStore) -> None:
+        """Every key of the run (warm-ups and an interrupted run's included) gets the run's TTL;
+        best effort, on the way out of a run that may have lost its Redis."""
+        with contextlib.suppress(Exception):
+            expire_scopes(store, self.run_id)
+
+
+def expire_scopes(store: TimingStore, run_id: str, scopes: Sequence[str] | None = None) -> None:
+    """Give ``RECORD_TTL_S`` to the job keys of ``scopes`` (None: every scope ``run_id``
+    registered) and to the run's scope index."""
+    if scopes is None:
+        members: set[bytes] = store.client.smembers(keys.scopes_index(run_id))  # type: ignore[assignment]
+        scopes = [m.decode() for m in members]
+    pipe = store.client.pipeline(transaction=False)
+    stems = (keys.records, keys.attempts, keys.enqueued, keys.meta)
+    for key in (*(stem(s) for s in scopes for stem in stems), keys.scopes_index(run_id)):
+        pipe.expire(key, RECORD_TTL_S)
+    pipe.execute()

@@ -19,14 +19,21 @@ EXIT_FAILURE = 1
 #: Bad input: an unknown option value, a malformed URL, an unwritable results directory, no such
 #: run, an unreachable configured service.
 EXIT_USAGE = 2
-#: Interrupted with Ctrl-C (128 + SIGINT), after everything started was stopped.
+#: Interrupted with Ctrl-C (128 + SIGINT), after everything started was stopped and the run's
+#: evidence written.
 EXIT_INTERRUPTED = 130
+#: Ended by SIGTERM (128 + 15): ``kill``, a container stop, a CI job cancelled. Same clean-up.
+EXIT_TERMINATED = 143
+#: Ended by SIGHUP (128 + 1): the terminal went away. Same clean-up.
+EXIT_HANGUP = 129
 
 
 class JobbenchError(Exception):
     """An error with a one-line message the user can act on; ``exit_code`` says how it ends."""
 
     exit_code: ClassVar[int] = EXIT_USAGE
+    #: What the one line starts with after ``jobbench: ``.
+    label: ClassVar[str] = "error: "
 
 
 class BadInput(JobbenchError):
@@ -39,6 +46,21 @@ class ResultsError(BadInput):
 
 class RunNotFound(ResultsError):
     """No run by that name on disk or in Redis."""
+
+
+class WriteFailed(JobbenchError):
+    """Results could not be written after the run was measured (disk full, directory removed):
+    not the user's input, so exit 1; the message names the file."""
+
+    exit_code = EXIT_FAILURE
+
+
+class RunFailed(JobbenchError):
+    """A run that started measuring and could not finish (jobs missing, Redis lost): its evidence
+    is written (status failed) and the message says why, exit 1."""
+
+    exit_code = EXIT_FAILURE
+    label = ""  # the message says what failed: "jobs missing: ...", "lost Redis ..."
 
 
 class ServiceError(JobbenchError):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,13 @@ from pathlib import Path
 import httpx
 
 from producer.errors import ServiceError
-from producer.processes import free_port, stop_process, wait_until
+from producer.processes import (
+    die_with_parent_preexec,
+    free_port,
+    port_is_free,
+    stop_process,
+    wait_until,
+)
 from shared.settings import SettingsError, env_value, redact_url
 
 #: Environment variable holding ``user:password`` pairs, comma-separated (Flower's own name).
@@ -95,15 +100,6 @@ def port_from_env(env: Mapping[str, str] | None = None) -> int | None:
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise SettingsError(f"{PORT_ENV} must be a port number (1-65535): got {raw!r}")
     return int(raw)
-
-
-def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def flower_command(port: int, address: str = LOOPBACK) -> list[str]:
@@ -175,6 +171,7 @@ def running_flower(
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,  # the terminal's Ctrl-C goes to jobbench, which stops it
+            preexec_fn=die_with_parent_preexec(),  # and a SIGKILLed jobbench takes it along
         )
     failed = True
     try:

@@ -101,6 +101,7 @@ def _ratio_target(
         "repeats": repeats,
         "enough_repeats": repeats >= MIN_REPEATS,
         "noisy": bool(num["wall_s"].get("noisy") or den["wall_s"].get("noisy")),
+        "retried": int(num.get("retried") or 0) + int(den.get("retried") or 0),
     }
 
 
@@ -125,6 +126,7 @@ class Select:
         return (
             row["workload"] == self.workload
             and not about.baseline
+            and not row.get("n_error")  # a model whose jobs failed is no result (failures.py)
             and self.model in (None, base_name(str(row["model"])))
             and self.family in (None, about.family)
         )
@@ -272,6 +274,8 @@ def goal_lines(targets: Mapping[str, Target]) -> list[str]:
             parts.append(f"only {t.get('repeats')} repeats (want >= {MIN_REPEATS})")
         if t.get("noisy"):
             parts.append("noisy")
+        if t.get("retried"):
+            parts.append(f"{t['retried']} jobs needed retries")
         verdict = "met" if t["met"] else "MISSED"
         ci = t.get("ci") or {}
         if "verdict" in t:

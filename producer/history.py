@@ -29,8 +29,11 @@ from producer.results import (
     load_results,
     locate_run,
     migrate,
+    read_json,
     write_jobs_csv,
 )
+from producer.untrusted import UntrustedJSONError
+from producer.untrusted import loads as untrusted_loads
 from shared import keys
 from shared.settings import redact_url
 from shared.timings import JobRecord, TimingStore
@@ -175,7 +178,8 @@ def verdicts(doc: dict[str, Any]) -> list[Verdict]:
     for workload in workloads_of(doc):
         rows = [r for r in doc["results"] if r["workload"] == workload]
         clean = sorted(
-            (r for r in rows if not r.get("n_error")), key=lambda r: r["wall_s"]["median"]
+            (r for r in rows if not r.get("n_error") and math.isfinite(r["wall_s"]["median"])),
+            key=lambda r: r["wall_s"]["median"],
         )
         excluded = [str(r["model"]) for r in rows if r.get("n_error")]
         if not clean:
@@ -325,9 +329,9 @@ def _redis_summary(client: redis.Redis, run_id: str) -> dict[str, Any] | None:
         return None
     key = keys.run_summary(run_id)
     try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ResultsError(f"Redis key {key} is not JSON: {exc}") from None
+        doc = untrusted_loads(raw)
+    except UntrustedJSONError as exc:
+        raise ResultsError(f"Redis key {key}: {exc}") from None
     return migrate(doc, f"Redis key {key}")
 
 
@@ -374,8 +378,8 @@ def resolve_run_id(ref: str, out_dir: Path) -> str:
     path = locate_run(ref, out_dir)
     if path is not None:
         try:
-            run_id = str(json.loads(path.read_text(encoding="utf-8"))["run_id"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            run_id = str(read_json(path)["run_id"])
+        except (ResultsError, KeyError, TypeError) as exc:
             raise ResultsError(f"cannot read the run id from {path}: {exc}") from None
         if not keys.RUN_ID_PATTERN.fullmatch(run_id):
             raise ResultsError(f"{path} holds a malformed run id {run_id!r}")

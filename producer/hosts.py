@@ -55,7 +55,7 @@ from producer.console import ProgressFn, make_console
 from producer.errors import ServiceError
 from producer.processes import Popen, spawn, stop
 from producer.report import build_report
-from producer.results import JOBS_FILE, write_jobs_csv, write_run
+from producer.results import JOBS_FILE, update_latest, write_jobs_csv, write_run
 from producer.runners.celery import consumers, workers
 from producer.runners.celery.models import broker_labels, celery_runner
 from producer.services import redis_server, run_target
@@ -667,6 +667,7 @@ def _write(doc: dict[str, Any], bench: Bench, out_dir: Path) -> Path:
     if report.exists():
         with open(report, "a", encoding="utf-8") as fh:
             fh.write("\n" + "\n".join(hosts_markdown(doc)) + "\n")
+    update_latest(out_dir, run_dir)  # last: every file of the run is written
     return run_dir
 
 

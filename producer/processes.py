@@ -41,6 +41,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP server could bind ``host:port`` right now."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -58,13 +68,7 @@ def spawn(
     (Linux ``PR_SET_PDEATHSIG``). The signal stops at the first exec that changes privileges;
     ``ip netns exec`` and ``unshare`` do not.
     """
-    preexec: Callable[[], None] | None = None
-    if die_with_parent:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
-
-        def preexec() -> None:
-            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
+    preexec = die_with_parent_preexec() if die_with_parent else None
     with contextlib.ExitStack() as files:
         out: IO[bytes] | int = subprocess.DEVNULL
         if log is not None:
@@ -74,6 +78,19 @@ def spawn(
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=own_session, preexec_fn=preexec,
         )  # fmt: skip
+
+
+def die_with_parent_preexec() -> Callable[[], None]:
+    """A ``preexec_fn`` making the child get SIGKILL when this thread's process dies (Linux
+    ``PR_SET_PDEATHSIG``), with SIGINT back to its default: jobbench's fork hook
+    (``producer.cleanup``) ignores it in forked children, and an exec keeps an ignored signal."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return preexec
 
 
 def wait_until(check: Callable[[], object], timeout_s: float, what: str, proc: Popen) -> None:

@@ -19,6 +19,7 @@ from producer.history import Verdict, verdicts, workloads_of
 from producer.results import JOBS_FILE, ResultsError, atomic_write, load_results
 from producer.runners.facts import baseline_row, facts
 from producer.stats import SPREAD_WARN_FRACTION
+from producer.untrusted import printable
 
 REPORT_FILE = "report.md"
 WALL_CHART = "wall_time.png"
@@ -53,7 +54,7 @@ def _code(name: object) -> str:
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return printable(str(text)).replace("|", "\\|")
 
 
 def _table(header: list[str], rows: Iterable[list[str]], align: str) -> list[str]:
@@ -195,6 +196,12 @@ def _warnings(doc: dict[str, Any]) -> list[str]:
                 f"**Failed jobs**: {r['workload']}/{_code(r['model'])} had {r['n_error']} failed "
                 f"jobs (first: `{first}`); its time is not comparable."
             )
+        if r.get("retried"):
+            out.append(
+                f"**Retried requests**: {r['workload']}/{_code(r['model'])}: {r['retried']} jobs "
+                f"needed more than one try ({r.get('retries', 0)} extra tries in all): the target "
+                "or the network failed under this model, and its time includes the backoffs."
+            )
         if r.get("redelivered"):
             out.append(
                 f"**Redelivered jobs**: {r['workload']}/{_code(r['model'])} ran "
@@ -221,7 +228,9 @@ def _notes(row: dict[str, Any]) -> str:
         if isinstance(value, dict) and "median" in value:
             notes.append(f"{key} {value['median']:.3g}")
     if row.get("n_error"):
-        notes.append(f"{row['n_error']} failed")
+        notes.append(f"**FAILED**: {row['n_error']} jobs failed")
+    if row.get("retried"):
+        notes.append(f"{row['retried']} retried")
     return ", ".join(notes)
 
 
@@ -401,9 +410,19 @@ def render_markdown(doc: dict[str, Any], chart_notes: dict[str, str | None]) -> 
         f"jobs return `{meta.get('result_mode', '?')}` · models: "
         + ", ".join(_code(m) for m in models),
         "",
-        "## Verdict",
-        "",
     ]
+    failure = doc.get("failure") or {}
+    if doc.get("status", "complete") != "complete":
+        lines += [
+            "> [!CAUTION]",
+            f"> **This run is {doc['status']}**: {failure.get('why', '?')} (during: "
+            f"{failure.get('during', '?')}). Only what completed is below; "
+            f"`jobbench verify {doc['run_id']}` names every missing job.",
+        ]
+        lines += [f"> - not complete: {k}, {v}" for k, v in failure.get("incomplete", {}).items()]
+        lines += [f"> - clean-up: {n}" for n in failure.get("cleanup", [])]
+        lines.append("")
+    lines += ["## Verdict", ""]
     for v in verdict_list:
         lines += _verdict_lines(doc, v)
     if not verdict_list:

@@ -84,7 +84,9 @@ def run_target(
 ) -> Iterator[Target]:
     """Start the local target on a free port of ``host``; yield its ``/ip`` URL."""
     config = TargetConfig(host, free_port(host), latency_ms, jitter_ms, fail_rate, hang_rate)
-    proc = spawn(config.argv(), log=None)
+    # Its own session (Ctrl-C reaches jobbench, which stops it) and gone with jobbench even when
+    # that is SIGKILLed.
+    proc = spawn(config.argv(), log=None, own_session=True, die_with_parent=True)
     base = f"http://{host}:{config.port}"
     try:
         wait_until(
@@ -94,6 +96,29 @@ def run_target(
         yield Target(url=f"{base}/ip", base_url=base, latency_ms=latency_ms)
     finally:
         stop_process(proc)
+
+
+def redis_problem(url: str, timeout_s: float = 1.0) -> str | None:
+    """None when the Redis at ``url`` answers a PING, else why not in a few words: refused
+    credentials are told apart from a server that cannot be reached."""
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        try:
+            client.ping()
+            return None
+        finally:
+            client.close()
+    except redis.AuthenticationError as exc:
+        return f"refused the credentials ({' '.join(str(exc).split())})"
+    except redis.ResponseError as exc:
+        text = " ".join(str(exc).split())
+        if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
+            return f"refused the credentials ({text})"
+        return f"answered with an error ({text})"
+    except (redis.RedisError, OSError, ValueError):
+        return "cannot be reached"
 
 
 def redis_reachable(url: str, timeout_s: float = 1.0) -> bool:
@@ -158,10 +183,12 @@ def redis_server(
 
 @contextlib.contextmanager
 def embedded_redis(extra_args: Sequence[str] = ()) -> Iterator[str]:
-    """A throwaway redis-server on a free loopback port, its files in a temporary directory."""
+    """A throwaway redis-server on a free loopback port, its files in a temporary directory. It
+    runs in its own session, so the terminal's Ctrl-C reaches jobbench alone (which stops the
+    workers, drops their queues, then stops it), and dies with jobbench even on SIGKILL."""
     workdir = Path(tempfile.mkdtemp(prefix="jobbench-redis-"))
     try:
-        with redis_server(workdir, extra_args=extra_args) as url:
+        with redis_server(workdir, extra_args=extra_args, die_with_parent=True) as url:
             yield url
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -178,8 +205,11 @@ class ResolvedRedis:
 def resolve_redis(settings: Settings) -> Iterator[ResolvedRedis]:
     """The Redis to use: the user's (must answer), else the default, else an embedded one."""
     if settings.redis_url_explicit:
-        if not redis_reachable(settings.redis_url):
+        problem = redis_problem(settings.redis_url)
+        if problem == "cannot be reached":
             raise SettingsError(f"cannot reach Redis at REDIS_URL={redact_url(settings.redis_url)}")
+        if problem is not None:
+            raise SettingsError(f"Redis at REDIS_URL={redact_url(settings.redis_url)} {problem}")
         yield ResolvedRedis(settings.redis_url, "configured")
         return
     if redis_reachable(settings.redis_url):

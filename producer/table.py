@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from producer.runners.facts import facts
+from producer.untrusted import printable
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -47,7 +48,9 @@ def results_table(doc: dict[str, Any]) -> Table:
         if wall.get("noisy"):
             notes.append(f"noisy ±{wall['spread_rel']:.0%}")
         if r.get("n_error"):
-            notes.append(f"{r['n_error']} failed")
+            notes.append(f"FAILED: {r['n_error']} jobs failed, not comparable")
+        if r.get("retried"):
+            notes.append(f"{r['retried']} retried (+{r.get('retries', 0)} tries)")
         if r.get("redelivered"):
             notes.append(f"{r['redelivered']} redelivered")
         if r.get("repeats_stop", "fixed") != "fixed":
@@ -58,11 +61,13 @@ def results_table(doc: dict[str, Any]) -> Table:
         notes.extend(facts(r).notes)  # the model's own (enqueue time, batch, chunk size)
         speedup = r.get("speedup_vs_sequential")
         table.add_row(
-            r["workload"], r["model"], str(r["n_jobs"]), str(r["params"].get("concurrency", "")),
+            printable(str(r["workload"])), printable(str(r["model"])), str(r["n_jobs"]),
+            str(r["params"].get("concurrency", "")),
             _fmt(wall["median"], ".3f"), f"{wall['min']:.3f}–{wall['max']:.3f}",
             _fmt(wall.get("iqr"), ".3f"), _fmt(r.get("jobs_per_s"), ",.0f"),
             _fmt(r.get("speedup_vs_sequential"), ".2f") + ("×" if speedup else ""),
-            _fmt(r.get("ideal_s"), ".3f"), _fmt(r.get("efficiency"), ".0%"), ", ".join(notes),
+            _fmt(r.get("ideal_s"), ".3f"), _fmt(r.get("efficiency"), ".0%"),
+            printable(", ".join(notes)), style="red" if r.get("n_error") else None,
         )  # fmt: skip
     return table
 

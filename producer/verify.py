@@ -34,6 +34,7 @@ from rich.table import Table
 
 from producer.errors import ResultsError, RunNotFound, ServiceError
 from producer.history import interactive_client
+from producer.untrusted import printable
 from shared import keys
 from shared.settings import redact_url
 from shared.timings import JobRecord
@@ -170,7 +171,10 @@ def check_scope(client: redis.Redis, scope_key: str) -> ScopeCheck:
     if n_jobs is None:  # no meta (expired, or foreign): expect what was enqueued or recorded
         n_jobs = len(enqueued_ids) or (max(records) + 1 if records else 0)
     missing = [i for i in range(n_jobs) if i not in records]
-    failed = {i: r.error or "error" for i, r in sorted(records.items()) if r.outcome == "error"}
+    # Error texts come from whatever the job touched (a server's answer): escaped for a terminal.
+    failed = {
+        i: printable(r.error or "error") for i, r in sorted(records.items()) if r.outcome == "error"
+    }
     redelivered = {i: n for i, n in sorted(starts.items()) if n > 1}
 
     fault_at_ns = _as_int(meta.get("fault_at_ns"))
@@ -184,8 +188,8 @@ def check_scope(client: redis.Redis, scope_key: str) -> ScopeCheck:
     repeat = _as_int(meta.get("repeat"))
     return ScopeCheck(
         scope=scope_key,
-        model=str(meta.get("model") or (parts[1] if len(parts) == 4 else "?")),
-        workload=str(meta.get("workload") or (parts[2] if len(parts) == 4 else "?")),
+        model=printable(str(meta.get("model") or (parts[1] if len(parts) == 4 else "?"))),
+        workload=printable(str(meta.get("workload") or (parts[2] if len(parts) == 4 else "?"))),
         repeat=repeat if repeat is not None else _repeat_of(parts),
         n_jobs=n_jobs,
         enqueued=len(enqueued_ids) if enqueued_ids or "queue" in meta else None,

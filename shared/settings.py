@@ -74,7 +74,10 @@ def redact_url(url: str) -> str:
 
 
 def validate_url(url: str, schemes: frozenset[str], what: str) -> str:
-    """Check that ``url`` has one of ``schemes`` and a host (or a path for unix sockets)."""
+    """Check that ``url`` has one of ``schemes`` and a host (or a path for unix sockets), and no
+    control character (a URL is echoed into tables, reports and terminals)."""
+    if any(not ch.isprintable() for ch in url):
+        raise SettingsError(f"{what} holds a control character: {redact_url(url)!r}")
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError on a non-numeric port

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Literal
@@ -136,7 +137,7 @@ def retryable(exc: BaseException) -> bool:
     if isinstance(exc, requests.HTTPError | httpx.HTTPStatusError):
         response = exc.response
         return response is not None and response.status_code >= RETRY_STATUS_MIN
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or _caused_by_tls(exc):
         return False
     return isinstance(
         exc,
@@ -147,6 +148,19 @@ def retryable(exc: BaseException) -> bool:
         | httpx.NetworkError
         | httpx.RemoteProtocolError,
     )
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    """Whether a TLS error is behind ``exc``: httpx reports a failed handshake as a
+    ``ConnectError`` (a network error) wrapping the ``ssl.SSLError``, requests as ``SSLError``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def fetch(url: str, session: requests.Session | None = None) -> tuple[requests.Response, int]:

@@ -258,5 +258,6 @@ def test_wrong_password_is_one_line_exit_2_without_the_password(
         capture_output=True, text=True, env={**os.environ, "REDIS_URL": url}, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and "cannot reach Redis" in proc.stderr
+    # A refused password is said as such (issue 15), not "cannot reach Redis".
+    assert len(proc.stderr.strip().splitlines()) == 1 and "refused the credentials" in proc.stderr
     assert not any(secret in proc.stderr + proc.stdout for secret in SECRETS)

@@ -249,4 +249,6 @@ def test_a_run_with_missing_jobs_is_exit_1_naming_them(
     argv = ["bench", "--models", "celery_solo", "--workloads", "cpu", "--out", str(tmp_path), "-q"]
     code, out, err = run_cli(argv, capsys)
     assert code == EXIT_FAILURE and not out
-    assert err == "jobbench: jobs missing: celery_solo (timeout 5 s): 2 of 10 jobs missing: 3, 7\n"
+    first, last = err.splitlines()  # the run id first (its evidence), then what is missing
+    assert first.startswith("jobbench: run ") and " failed: evidence in " in first
+    assert last == "jobbench: jobs missing: celery_solo (timeout 5 s): 2 of 10 jobs missing: 3, 7"

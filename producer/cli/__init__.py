@@ -15,6 +15,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from producer import cleanup
 from producer.cli.options import Parser, Subparsers
 from producer.errors import (
     EXIT_FAILURE,
@@ -23,6 +24,7 @@ from producer.errors import (
     EXIT_USAGE,
     JobbenchError,
 )
+from producer.untrusted import printable
 from shared.settings import SettingsError
 
 # Re-exported for callers of ``main`` (tests, scripts) that check its exit code.
@@ -81,8 +83,16 @@ def build_parser(command: str | None = None) -> Parser:
     return parser
 
 
+def _error(text: str) -> None:
+    """One line on stderr, control characters escaped (the text may quote user input)."""
+    sys.stderr.write(f"jobbench: {printable(text)}\n")
+    sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
+    # Before anything starts: SIGINT, SIGTERM and SIGHUP unwind through every clean-up.
+    cleanup.install()
     try:
         # Loading a command's module reads the environment (option defaults, the Celery app):
         # a malformed variable must already be a one-line error.
@@ -90,12 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_in)
         code: int = args.handler(args)
         return code
+    except cleanup.Interrupted as exc:
+        generic = f"interrupted by {exc.signal_name}; every process it started was stopped"
+        _error(exc.message or generic)
+        return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("jobbench: interrupted; every process it started was stopped\n")
+        _error("interrupted; every process it started was stopped")
         return EXIT_INTERRUPTED
     except JobbenchError as exc:
-        sys.stderr.write(f"jobbench: error: {exc}\n")
+        _error(f"{exc.label}{exc}")
         return exc.exit_code
     except SettingsError as exc:
-        sys.stderr.write(f"jobbench: error: {exc}\n")
+        _error(f"error: {exc}")
         return EXIT_USAGE
+    finally:
+        cleanup.uninstall()

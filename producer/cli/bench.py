@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import replace
+from typing import Any
 
+import kombu.exceptions
+import redis
+
+from producer import cleanup
 from producer.bench import Bench, BenchConfig
 from producer.calibrate import CalibrationSpec, calibrate, calibration_lines
 from producer.cli.options import (
@@ -19,14 +25,26 @@ from producer.cli.options import (
     config_from,
 )
 from producer.console import live_progress, make_console
-from producer.errors import EXIT_FAILURE, EXIT_OK
+from producer.errors import EXIT_FAILURE, EXIT_OK, JobbenchError, RunFailed
+from producer.failures import failed_jobs
 from producer.goals import print_goals
 from producer.references import has_reference
 from producer.report import build_report
-from producer.results import JOBS_FILE, check_writable, write_jobs_csv, write_run
+from producer.results import (
+    JOBS_FILE,
+    RESULTS_FILE,
+    STATUS_COMPLETE,
+    STATUS_FAILED,
+    STATUS_INTERRUPTED,
+    check_writable,
+    update_latest,
+    write_jobs_csv,
+    write_run,
+)
 from producer.runners.base import RunIncomplete
 from producer.table import print_table
-from shared.settings import Settings
+from producer.untrusted import printable
+from shared.settings import Settings, redact_url
 from shared.workloads import request_timeout_s
 
 EPILOG = """examples:
@@ -86,14 +104,76 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(BenchConfig, args)
     check_writable(config.out_dir)
     err = make_console(stderr=True)
+    bench: Bench | None = None
     try:
         with live_progress(err, enabled=not args.quiet and err.is_terminal) as progress:
             bench = Bench(config, settings, progress)
             doc = bench.run()
-    except RunIncomplete as exc:
-        sys.stderr.write(f"jobbench: jobs missing: {exc}\n")
-        return EXIT_FAILURE  # never silent: the missing jobs are named, exit 1
-    if args.calibrate:
+        return _finish(bench, doc, config, args.calibrate)
+    except cleanup.Interrupted as exc:
+        if bench is not None:
+            where = keep_evidence(bench, config, STATUS_INTERRUPTED, f"interrupted by {exc}")
+            exc.message = (
+                f"run {bench.run_id} interrupted by {exc.signal_name}: {where}; every process "
+                "it started was stopped"
+            )
+        raise
+    except Exception as exc:
+        if bench is None or not (bench.measuring or isinstance(exc, RunIncomplete)):
+            raise  # bad input or a service that never came up: nothing was measured
+        if isinstance(exc, JobbenchError) and not bench.steps_done:
+            raise  # a one-line error before any repeat (a worker that never came up)
+        why, missing, known = _why(exc, bench)
+        where = keep_evidence(bench, config, STATUS_FAILED, why, missing)
+        # The run id first: whatever follows, the user knows which run to look at.
+        _say(f"run {bench.run_id} failed: {where}")
+        if known:
+            raise RunFailed(why) from None
+        raise  # a one-line JobbenchError keeps its exit code; a bug its traceback
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(f"jobbench: {printable(text)}\n")
+    sys.stderr.flush()
+
+
+def _why(exc: Exception, bench: Bench) -> tuple[str, list[int], bool]:
+    """Why a run failed, in one line; the job ids it names as missing; and whether it is a
+    failure jobbench expects (jobs missing, Redis lost) rather than a bug."""
+    if isinstance(exc, RunIncomplete):
+        return f"jobs missing: {exc}", exc.missing, True
+    if isinstance(exc, redis.RedisError | kombu.exceptions.OperationalError | ConnectionError):
+        what = " ".join(str(exc).split()) or type(exc).__name__
+        url = redact_url(bench.redis_url)
+        return f"lost Redis at {url} mid-run ({type(exc).__name__}: {what})", [], True
+    return str(exc) or type(exc).__name__, [], False
+
+
+def keep_evidence(
+    bench: Bench, config: BenchConfig, status: str, why: str, missing: list[int] | None = None
+) -> str:
+    """Write what a run that did not complete measured (status, why, what is missing) into its
+    run directory; ``latest`` is left alone. Returns where, for the one line the user gets."""
+    try:
+        doc = bench.evidence(status, why, missing or [])
+        run_dir = write_run(config.out_dir, doc)
+    except (OSError, JobbenchError) as exc:
+        return f"its evidence could not be written ({exc})"
+    with contextlib.suppress(OSError, JobbenchError, ValueError):
+        write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
+        build_report(run_dir)
+    return f"evidence in {run_dir / RESULTS_FILE} (status {status})"
+
+
+def _finish(
+    bench: Bench, doc: dict[str, Any], config: BenchConfig, config_calibrate: bool = False
+) -> int:
+    """Write the run, then (everything written) point ``latest`` at it; say what failed."""
+    failed = failed_jobs(doc)
+    if failed and not config.allow_failures:
+        listed = ", ".join(f"{k} {n}" for k, n in failed.items())
+        doc = bench.evidence(STATUS_FAILED, f"jobs failed (error records): {listed}")
+    if config_calibrate:
         doc["calibration"] = calibrate(calibration_spec(config))
     run_dir = write_run(config.out_dir, doc)
     write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
@@ -103,5 +183,14 @@ def run(args: argparse.Namespace) -> int:
     if "calibration" in doc:
         for line in calibration_lines(doc["calibration"]):
             print(f"calibration {line}")
-    print(f"results: {run_dir / 'results.json'}")
+    print(f"results: {run_dir / RESULTS_FILE}")
+    if doc["status"] != STATUS_COMPLETE:
+        _say(
+            f"run {bench.run_id} failed: {doc['failure']['why']}; evidence in "
+            f"{run_dir / RESULTS_FILE} (status {doc['status']}; --allow-failures accepts "
+            "failed jobs)"
+        )
+        return EXIT_FAILURE
+    # Last: `latest` never points at a run whose files are not all written.
+    update_latest(config.out_dir, run_dir)
     return EXIT_OK

@@ -25,6 +25,8 @@ from producer.cli.options import (
 from producer.console import fmt_s, make_console
 from producer.errors import EXIT_OK, ServiceError
 from producer.history import StoredRun, list_runs, verdicts
+from producer.results import STATUS_COMPLETE, run_status
+from producer.untrusted import printable
 
 EPILOG = """examples:
   jobbench history --limit 10                      # recent runs, from results/ and Redis
@@ -61,6 +63,8 @@ def run_digest(run: StoredRun) -> dict[str, Any]:
     jobs = {r["workload"]: r["n_jobs"] for r in doc["results"]}
     return {
         "run_id": run.run_id,
+        "status": run_status(doc),
+        "why": (doc.get("failure") or {}).get("why"),
         "started_at": doc.get("started_at"),
         "host": meta.get("hostname"),
         "cpu_count": meta.get("cpu_count"),
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if opts.source == "redis" and listing.redis_error:
         raise ServiceError(listing.redis_error)  # the only source asked for: exit 2
     for note in listing.notes:
-        print(f"jobbench: note: {note}", file=sys.stderr)
+        print(f"jobbench: note: {printable(note)}", file=sys.stderr)
     digests = [run_digest(r) for r in listing.runs]
     if opts.format == "json":
         print(json.dumps(digests, indent=2))
@@ -113,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"no runs in {where}")
         return EXIT_OK
     table = Table(title=f"jobbench history ({where}), newest first", title_justify="left")
-    columns = ("run id", "started (UTC)", "host", "cores", "jobs", "rep.", "winner per workload",
-               "noisy", "stored")  # fmt: skip
+    columns = ("run id", "status", "started (UTC)", "host", "cores", "jobs", "rep.",
+               "winner per workload", "noisy", "stored")  # fmt: skip
     for col in columns:
         table.add_column(col)
     for d in digests:
         table.add_row(
             d["run_id"],
+            "" if d["status"] == STATUS_COMPLETE else str(d["status"]).upper(),
             str(d["started_at"] or "?")[:19].replace("T", " "),
             str(d["host"]),
             str(d["cpu_count"]),

@@ -143,7 +143,7 @@ def queue_prefix(text: str) -> str:
 
 def run_ref(text: str) -> str:
     """RUN as given: a run id, a run directory, a results.json or ``latest`` (resolved later)."""
-    if not text.strip() or "\x00" in text or "\n" in text:
+    if not text.strip() or not text.isprintable():
         raise argparse.ArgumentTypeError(f"not a run id or run directory: {text!r}")
     return text
 
@@ -260,8 +260,17 @@ def config_from(config_cls: type[C], args: argparse.Namespace, **given: Any) -> 
 # --- options several commands share: declared here once -----------------------------------------
 
 
+def results_dir(text: str) -> Path:
+    """A results directory: an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: name a results directory (default: results)")
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(f"holds a control character: {text!r}")
+    return Path(text)
+
+
 def out_option(help: str = "results directory holding the <run_id>/ run directories") -> Any:
-    return option(DEFAULT_OUT, help, flag="--out", env="JOBBENCH_OUT", type=Path)
+    return option(DEFAULT_OUT, help, flag="--out", env="JOBBENCH_OUT", type=results_dir)
 
 
 def redis_url_option(help: str) -> Any:

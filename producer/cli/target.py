@@ -4,9 +4,10 @@ another machine's IO jobs)."""
 from __future__ import annotations
 
 import argparse
+import socket
 
 from producer.cli.options import Subparsers, add_command, add_options, config_from
-from producer.errors import EXIT_OK
+from producer.errors import EXIT_OK, ServiceError
 from producer.services import TargetConfig
 from producer.target_server import serve
 
@@ -23,5 +24,14 @@ def register(sub: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    serve(config_from(TargetConfig, args))
+    config = config_from(TargetConfig, args)
+    # uvicorn would log the bind error and exit 3: a taken port (or an address this machine does
+    # not have) is the user's to change, one line and exit 2.
+    with socket.socket() as probe:
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            where = f"{config.host}:{config.port}"
+            raise ServiceError(f"cannot serve the target on {where}: {exc.strerror}") from None
+    serve(config)
     return EXIT_OK

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from producer import cleanup
 from producer.runners.base import (
     VARIANT_SEP,
     JobBatch,
@@ -303,8 +304,20 @@ class CeleryRunner(Runner):
                 _wake_for_shutdown(worker)
             workers.stop_worker(worker)
         finally:
-            # Drop the queue (and any message nobody consumed) so Redis keeps no leftovers.
-            workers.delete_queue(worker.broker_url, worker.queue)
+            # Drop the queue (and any message nobody consumed, or a dead worker held) so the
+            # broker keeps no leftovers; what could not be dropped is reported, not raised.
+            try:
+                held = workers.delete_queue(worker.broker_url, worker.queue)
+                if held:
+                    cleanup.note(
+                        f"{self.model}: dropped {held} unacknowledged messages a dead worker "
+                        f"held on queue {worker.queue}"
+                    )
+            except Exception as exc:
+                cleanup.note(
+                    f"{self.model}: could not drop queue {worker.queue} on "
+                    f"{redact_url(worker.broker_url)}: {type(exc).__name__}: {exc}"
+                )
 
     def run(self, batch: JobBatch) -> RunResult:
         worker = self._worker

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -28,12 +29,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import FrameType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
+import redis
 from celery import Celery
 
 from producer.services import ServiceError
 from shared import keys
-from shared.settings import redact_url
+from shared.settings import REDIS_SCHEMES, redact_url
 from shared.timings import TimingStore
 from worker.app import PARENT_PID_ENV, RUN_JOBS_TASK, create_app
 
@@ -364,8 +367,47 @@ def running_worker(
         stop_worker(worker)
 
 
-def delete_queue(broker_url: str, queue: str) -> None:
-    """Drop a run's queue and whatever is left in it (messages nobody consumed, its binding)."""
+#: kombu's Redis transport keeps every message a consumer reserved and has not acknowledged in
+#: this hash (delivery tag -> JSON [message, exchange, routing key]), its reservation time in the
+#: sorted set: a worker killed while holding messages leaves them there, and any consumer's sweep
+#: would put them back in the queue after the visibility timeout, for good.
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
+#: Seconds a clean-up command to the broker may take (it runs on the way out, maybe after a fault).
+CLEANUP_TIMEOUT_S = 5.0
+
+
+def drop_unacked(broker_url: str, queue: str) -> int:
+    """Remove the reserved, unacknowledged messages of ``queue`` from a Redis broker (those a
+    dead worker held); returns how many. Other brokers (RabbitMQ requeues on its own) and other
+    queues' messages are left alone."""
+    if urlsplit(broker_url).scheme not in REDIS_SCHEMES:
+        return 0
+    client = redis.Redis.from_url(
+        broker_url, socket_timeout=CLEANUP_TIMEOUT_S, socket_connect_timeout=CLEANUP_TIMEOUT_S
+    )
+    try:
+        tags = []
+        for tag, raw in client.hscan_iter(KOMBU_UNACKED):
+            try:
+                _, exchange, routing_key = json.loads(raw)
+            except (ValueError, TypeError):
+                continue  # not kombu's: not ours to judge
+            if queue in (exchange, routing_key):
+                tags.append(tag)
+        if tags:
+            pipe = client.pipeline(transaction=False)
+            pipe.hdel(KOMBU_UNACKED, *tags)
+            pipe.zrem(KOMBU_UNACKED_INDEX, *tags)
+            pipe.execute()
+        return len(tags)
+    finally:
+        client.close()
+
+
+def delete_queue(broker_url: str, queue: str) -> int:
+    """Drop a run's queue and whatever is left in it (messages nobody consumed, its binding, the
+    messages a dead worker held unacknowledged); returns how many of the last were dropped."""
     app = producer_app(broker_url)
     with app.connection_for_write() as conn:
         # Declare first: kombu's virtual transports delete only the bindings the channel knows,
@@ -373,3 +415,4 @@ def delete_queue(broker_url: str, queue: str) -> None:
         declared = app.amqp.queues[queue].bind(conn.default_channel)
         declared.declare()
         declared.delete()
+    return drop_unacked(broker_url, queue)
