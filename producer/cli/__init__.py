@@ -35,6 +35,7 @@ COMMANDS = {
     "history": "producer.cli.history",
     "compare": "producer.cli.compare",
     "verify": "producer.cli.verify",
+    "sweep": "producer.cli.sweep",
     "overhead": "producer.cli.overhead",
     "hosts": "producer.cli.hosts",
     "target": "producer.cli.target",
@@ -47,6 +48,7 @@ EPILOG = """examples:
   jobbench bench --models sequential,multiprocessing_pool,celery_prefork --cpu-jobs 2000
   jobbench verify latest                           # every job of the last run accounted for?
   jobbench history                                 # stored runs; jobbench compare A B judges two
+  jobbench sweep granularity                       # job size vs Celery's overhead: the crossover
   jobbench hosts                                   # simulated hosts, one cut mid-run (root)
   jobbench target --port 8080 --latency-ms 160     # the local HTTP target alone
   jobbench flower --port 5555                      # Flower for the Celery app, until Ctrl-C
