@@ -57,6 +57,9 @@ DEFAULT_SWEEPS_DIR = Path("results") / "sweeps"
 #: of 1,000,000 (~0.4 s sequential here), so the largest jobs still keep two cores busy, and
 #: 20,000 jobs at n = 100.
 DEFAULT_CPU_WORK = 2_000_000
+#: The job sizes of ``jobbench sweep granularity``: ~10 µs to ~0.2 s per job here, each size
+#: dividing ``DEFAULT_CPU_WORK`` (every point has exactly the same work).
+GRANULARITY_SIZES = (100, 250, 1_000, 2_500, 10_000, 25_000, 100_000, 250_000, 1_000_000)
 #: A sweep id: a directory name that needs no quoting anywhere.
 _SWEEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -198,6 +201,8 @@ class Group:
     models: tuple[str, ...]
     overrides: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    #: Measured only at values from this one up (None: at every value).
+    min_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -215,14 +220,16 @@ def _granularity(cpus: int) -> SweepSpec:
         "granularity",
         "How big must a CPU job be before a task queue stops costing more than the best "
         "in-process pool? The same total work cut into jobs from ~10 µs to ~0.2 s.",
-        Vary(
-            params()["cpu_n"], (100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
-        ),
+        # Steps of x2.5 and x4 (~half a decade), every one dividing the total work exactly.
+        Vary(params()["cpu_n"], GRANULARITY_SIZES),
         (
             # The baseline (sequential) gives the ideal and the time of one job alone.
             Group(("sequential", "multiprocessing_pool", "process_pool_map")),
             Group(("celery_prefork",), {"batch_size": None}, "auto batches"),
-            Group(("celery_prefork",), {"batch_size": 1}, "batch 1"),
+            # From n = 1,000 up: below, one message per ~10 µs job costs minutes (20,000
+            # messages a repeat at n = 100) to show what 1,000 already shows, and the crossover
+            # of one job per message lies far above.
+            Group(("celery_prefork",), {"batch_size": 1}, "batch 1", min_value=1_000),
         ),
         {"workloads": ("cpu",)},
     )
@@ -409,6 +416,8 @@ class Sweep:
         for value in self.spec.vary.values:
             by_config: dict[str, tuple[BenchConfig, dict[str, str], dict[str, Any]]] = {}
             for group in self.spec.groups:
+                if group.min_value is not None and value < group.min_value:
+                    continue
                 config = replace(base, **{**group.overrides, **param.apply(value, self.cpu_work)})
                 ident = json.dumps(
                     {k: _jsonable(v) for k, v in asdict(config).items() if k != "models"},
@@ -552,6 +561,7 @@ class Sweep:
                 {
                     "models": list(g.models),
                     "label": g.label,
+                    "min_value": g.min_value,
                     "overrides": {k: _jsonable(v) for k, v in g.overrides.items()},
                 }
                 for g in self.spec.groups
