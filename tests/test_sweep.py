@@ -136,7 +136,9 @@ def test_crossover_refuses_what_it_cannot_judge() -> None:
 # --- series from point rows -------------------------------------------------------------------
 
 
-def row(model: str, family: str, median: float, n_jobs: int, conc: int, **kw: Any) -> dict[str, Any]:
+def row(
+    model: str, family: str, median: float, n_jobs: int, conc: int, **kw: Any
+) -> dict[str, Any]:
     return {
         "workload": kw.get("workload", "cpu"), "model": model, "family": family,
         "baseline": model == "sequential", "in_timeline": True, "notes": [], "caveat": None,
