@@ -53,10 +53,11 @@ MD_FILE = "sweep.md"
 POINTS_DIR = "points"
 #: Where sweeps go by default: beside the runs of ``jobbench bench``, in a folder of their own.
 DEFAULT_SWEEPS_DIR = Path("results") / "sweeps"
-#: The total work of a job-size sweep (``cpu_n``): the sum of n over a point's jobs. Two sieves
-#: of 1,000,000 (~0.4 s sequential here), so the largest jobs still keep two cores busy, and
-#: 20,000 jobs at n = 100.
-DEFAULT_CPU_WORK = 2_000_000
+#: The total work of a job-size sweep (``cpu_n``): the sum of n over a point's jobs. Four sieves
+#: of 1,000,000 (~0.5-0.8 s sequential here), so the largest jobs still split evenly over two
+#: cores, and 40,000 jobs at n = 100. Celery's fixed cost per run (publishing, waiting for the
+#: last record) is a share of this: more work moves the crossover down, and costs time.
+DEFAULT_CPU_WORK = 4_000_000
 #: The job sizes of ``jobbench sweep granularity``: ~10 µs to ~0.2 s per job here, each size
 #: dividing ``DEFAULT_CPU_WORK`` (every point has exactly the same work).
 GRANULARITY_SIZES = (100, 250, 1_000, 2_500, 10_000, 25_000, 100_000, 250_000, 1_000_000)
@@ -215,6 +216,12 @@ class SweepSpec:
     base: Mapping[str, Any] = field(default_factory=dict)
 
 
+def baseline_models() -> tuple[str, ...]:
+    """The baseline (``Runner.baseline``): a CPU sweep measures it for the ideal and for the time
+    one job takes alone."""
+    return tuple(n for n in registry.names() if registry.load(n).baseline)
+
+
 def _granularity(cpus: int) -> SweepSpec:
     return SweepSpec(
         "granularity",
@@ -224,9 +231,9 @@ def _granularity(cpus: int) -> SweepSpec:
         Vary(params()["cpu_n"], GRANULARITY_SIZES),
         (
             # The baseline (sequential) gives the ideal and the time of one job alone.
-            Group(("sequential", "multiprocessing_pool", "process_pool_map")),
+            Group((*baseline_models(), "multiprocessing_pool", "process_pool_map")),
             Group(("celery_prefork",), {"batch_size": None}, "auto batches"),
-            # From n = 1,000 up: below, one message per ~10 µs job costs minutes (20,000
+            # From n = 1,000 up: below, one message per ~10 µs job costs minutes (40,000
             # messages a repeat at n = 100) to show what 1,000 already shows, and the crossover
             # of one job per message lies far above.
             Group(("celery_prefork",), {"batch_size": 1}, "batch 1", min_value=1_000),
@@ -255,7 +262,7 @@ def _cpu_workers(cpus: int) -> SweepSpec:
         (
             Group(
                 (
-                    "sequential",
+                    *baseline_models(),
                     "multiprocessing_pool",
                     "process_pool",
                     "process_pool_map",

@@ -21,12 +21,12 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from producer.charts import DPI, LOG_SCALE_RATIO
 from producer.console import fmt_s
 from producer.results import atomic_open
 from producer.sweep_results import (
-    CANDIDATE_FAMILY,
     CROSSOVER_SHARES,
     Series,
     approx,
@@ -56,6 +56,8 @@ SERIES_COLORS = (
 #: Line style of a crossover marker, by threshold.
 SHARE_STYLES = {0.10: "--", 0.05: ":"}
 FIG_SIZE_IN = (11.0, 6.5)
+#: Ticks of the overhead chart's ratio axis (1.1 and 1.05 are the thresholds' own lines).
+RATIO_TICKS = (0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -118,7 +120,7 @@ def _title(doc: dict[str, Any], what: str) -> str:
 
 
 def _style(s: Series) -> str:
-    return "--" if s.family == CANDIDATE_FAMILY else "-"
+    return "--" if s.candidate else "-"
 
 
 def draw_wall(doc: dict[str, Any], series: Sequence[Series], path: Path) -> Path:
@@ -152,10 +154,12 @@ def draw_wall(doc: dict[str, Any], series: Sequence[Series], path: Path) -> Path
         )
     if log_y(medians + [y for _, y in ideal]):
         ax.set_yscale("log")
-        ax.set_ylabel("median wall time (s, log)")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.set_ylabel("median wall time (log)")
     else:
         ax.set_ylim(bottom=0)
-        ax.set_ylabel("median wall time (s)")
+        ax.set_ylabel("median wall time")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: fmt_s(y)))
     _x_axis(ax, doc, series)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
@@ -216,8 +220,10 @@ def draw_overhead(doc: dict[str, Any], series: Sequence[Series], path: Path) -> 
             label=f"+{share:.0%}",
         )
     ax.axhline(1.0, color="black", linewidth=1.2, label="best in-process model")
+    marked = 0
     for c in doc.get("findings", {}).get("crossovers", []):
         if c["status"] == "crossed" and c["series"] in colors:
+            marked += 1
             ax.axvline(
                 c["at"],
                 color=colors[c["series"]],
@@ -229,14 +235,18 @@ def draw_overhead(doc: dict[str, Any], series: Sequence[Series], path: Path) -> 
                 f"{c['share']:.0%}: ≈{approx(c['at'])}",
                 (c["at"], 1 + c["share"]),
                 textcoords="offset points",
-                xytext=(4, 4),
+                xytext=(4, 4 + 11 * marked),  # one above the other: sizes are often close
                 fontsize=8,
                 color=colors[c["series"]],
             )
     positive = [r for r in ratios if r > 0]
     if positive:
         ax.set_yscale("log")
-        ax.set_ylim(min(0.9, min(positive) * 0.9), max(1.3, max(positive) * 1.2))
+        lo, hi = min(0.9, min(positive) * 0.9), max(1.3, max(positive) * 1.2)
+        ax.set_ylim(lo, hi)
+        ax.set_yticks([t for t in RATIO_TICKS if lo <= t <= hi])
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}×"))
+        ax.minorticks_off()
     ax.set_ylabel("wall time / best in-process model (log)")
     _x_axis(ax, doc, series)
     ax.grid(True, which="major", alpha=0.3)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from producer.console import fmt_s
+from producer.goals import Select
 from producer.results import atomic_open, atomic_write
 from producer.runners.facts import facts
 
@@ -24,9 +25,22 @@ from producer.runners.facts import facts
 #: this share above the best in-process model's at the same point (10 % and 5 %, issue 17).
 CROSSOVER_SHARES = (0.10, 0.05)
 #: The family label of the models the crossover judges, and of those it compares them with
-#: (results.json ``family``, as ``producer.goals`` selects them; data, never a branch on a name).
+#: (results.json ``family``), selected the way ``producer.goals`` selects the two sides of its
+#: CPU goal: data, never a branch on a model's name or family.
 CANDIDATE_FAMILY = "celery"
 REFERENCE_FAMILY = "in-process"
+
+
+def is_candidate(row: Mapping[str, Any]) -> bool:
+    """A model the crossover judges (a Celery pool; its broker variants included)."""
+    return Select(str(row["workload"]), family=CANDIDATE_FAMILY).matches(row)
+
+
+def is_reference(row: Mapping[str, Any]) -> bool:
+    """A model the candidates are compared with (in-process, the baseline left out)."""
+    return Select(str(row["workload"]), family=REFERENCE_FAMILY).matches(row)
+
+
 #: A concurrency point still "scales" while the efficiency (ideal / median) stays at or above
 #: this: 80 % of the physical limit, the usual line between "near ideal" and "saturating".
 SCALING_EFFICIENCY = 0.8
@@ -62,6 +76,8 @@ class Series:
     label: str
     family: str
     baseline: bool
+    #: Judged by the crossover against the reference models (``is_candidate``).
+    candidate: bool
     points: tuple[SeriesPoint, ...]
 
 
@@ -142,26 +158,22 @@ def build_series(points: Sequence[Mapping[str, Any]], cpus: int) -> list[Series]
             label = labels.get(str(row["model"]).partition("@")[0], "")
             by_value.setdefault(float(point["value"]), []).append((row, label, point["run_id"]))
     raw: dict[str, list[SeriesPoint]] = {}
-    about: dict[str, tuple[str, str, str, bool]] = {}
+    about: dict[str, tuple[str, str, str, bool, bool]] = {}
     for value in sorted(by_value):
         entries = by_value[value]
         rows = [row for row, _, _ in entries]
         baseline = _baseline_median(rows)
-        refs = [
-            _median(r)
-            for r in rows
-            if facts(r).family == REFERENCE_FAMILY
-            and not facts(r).baseline
-            and r.get("n_error", 0) == 0
-        ]
+        refs = [_median(r) for r in rows if is_reference(r) and r.get("n_error", 0) == 0]
         best_ref = min(refs) if refs else None
         for row, label, run_id in entries:
             about_row = facts(row)
             name = f"{row['model']} ({label})" if label else str(row["model"])
-            about.setdefault(name, (str(row["model"]), label, about_row.family, about_row.baseline))
+            candidate = is_candidate(row)
+            about.setdefault(
+                name, (str(row["model"]), label, about_row.family, about_row.baseline, candidate)
+            )
             median = _median(row)
             ideal = _ideal_s(row, baseline, cpus)
-            candidate = about_row.family == CANDIDATE_FAMILY
             raw.setdefault(name, []).append(
                 SeriesPoint(
                     value=value,
@@ -234,7 +246,7 @@ def crossovers(series: Sequence[Series]) -> list[Crossover]:
     out = []
     for s in series:
         pts = [p for p in s.points if p.overhead is not None]
-        if s.family != CANDIDATE_FAMILY or not pts:
+        if not s.candidate or not pts:
             continue
         xs = [p.value for p in pts]
         for share in CROSSOVER_SHARES:

@@ -31,7 +31,7 @@ from producer.runners.base import (
     usable_cpus,
 )
 from producer.runners.celery import publish, workers
-from producer.runners.celery.consumers import ExternalWorkers, find_consumers
+from producer.runners.celery.consumers import ExternalWorkers, find_consumers, wait_for_consumers
 from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import ServiceError
 from shared.settings import REDIS_SCHEMES, Settings, redact_url
@@ -303,6 +303,8 @@ class CeleryRunner(Runner):
                         name=self.name,
                     )
                 )
+            if len(nodes) > 1:
+                self._wait_all_consume(nodes)
         except BaseException:
             for started in nodes:
                 workers.stop_worker(started)
@@ -315,6 +317,26 @@ class CeleryRunner(Runner):
             producer.connection.ensure_connection(max_retries=3)
         self.store.client.ping()
         return {**self._facts(self._worker), "reused": False}
+
+    def _wait_all_consume(self, nodes: list[WorkerProcess]) -> None:
+        """Until every node consumes the queue: a node's start-up probe may have been run by
+        a node started before it, which proves nothing about the newer one."""
+        started = time.perf_counter()
+        expected = {n.nodename for n in nodes}
+
+        def check() -> None:
+            if not all(n.alive() for n in nodes):
+                raise ServiceError(f"{self.model}: a worker node exited during start-up")
+
+        seen = wait_for_consumers(
+            workers.producer_app(self.broker_url), nodes[0].queue,
+            wait_s=workers.WORKER_START_TIMEOUT_S, expected=expected, check=check,
+        )  # fmt: skip
+        if not expected <= seen:
+            raise ServiceError(f"{self.model}: worker nodes not consuming after "
+                               f"{workers.WORKER_START_TIMEOUT_S:.0f} s: "
+                               f"{', '.join(sorted(expected - seen))}")  # fmt: skip
+        nodes[-1].startup_s += time.perf_counter() - started
 
     def _start_external(self, workload: Workload) -> dict[str, Any]:
         """Find the workers consuming ``<queue_prefix>.<pool>`` (bounded wait) and size them."""
