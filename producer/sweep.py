@@ -249,7 +249,8 @@ def _io_concurrency_sweep(cpus: int) -> SweepSpec:
         "latency, all in flight at once: the ideal is one latency whatever T.",
         Vary(params()["io_concurrency"], (1, 2, 5, 10, 20, 50, 100, 200)),
         (Group(("threading", "thread_pool", "asyncio", "celery_threads")),),
-        {"workloads": ("io",)},
+        # A point costs ~1 latency per model and repeat: 5 repeats fit the time easily.
+        {"workloads": ("io",), "repeat": 5},
     )
 
 
@@ -295,14 +296,18 @@ def make_spec(
         raise BadInput(f"unknown sweep {name!r} (choose from {', '.join(BUILTINS)})")
     if name is not None:
         spec = BUILTINS[name](cpus)
-        if vary is not None:
+        if vary is not None and vary.param.name != spec.vary.param.name:
+            # Another parameter: a group's lower bound was a value of the sweep's own one.
+            groups = tuple(replace(g, min_value=None) for g in spec.groups)
+            spec = replace(spec, vary=vary, groups=groups)
+        elif vary is not None:
             spec = replace(spec, vary=vary)
         if "models" in explicit:
             wanted = set(explicit["models"])
-            groups = [
+            kept = [
                 replace(g, models=tuple(m for m in g.models if m in wanted)) for g in spec.groups
             ]
-            spec = replace(spec, groups=tuple(g for g in groups if g.models))
+            spec = replace(spec, groups=tuple(g for g in kept if g.models))
             if not spec.groups:
                 raise BadInput(
                     f"none of --models is measured by sweep {name}: "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +67,8 @@ class SeriesPoint:
     overhead: float | None
     n_error: int
     run_id: str
+    #: Its spread (or, for a candidate, its reference's) is beyond ``stats.SPREAD_WARN_FRACTION``.
+    noisy: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Crossover:
     job_s: float | None = None
     #: The overhead at the largest value (what ``never`` leaves the reader with).
     last_overhead: float | None = None
+    #: Some point of the series was noisy: the crossover may move with more repeats.
+    noisy: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,10 @@ class Findings:
 
 def _median(row: Mapping[str, Any]) -> float:
     return float(row["wall_s"]["median"])
+
+
+def _noisy(row: Mapping[str, Any]) -> bool:
+    return bool(row["wall_s"].get("noisy"))
 
 
 def _baseline_median(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int] | None:
@@ -163,8 +171,9 @@ def build_series(points: Sequence[Mapping[str, Any]], cpus: int) -> list[Series]
         entries = by_value[value]
         rows = [row for row, _, _ in entries]
         baseline = _baseline_median(rows)
-        refs = [_median(r) for r in rows if is_reference(r) and r.get("n_error", 0) == 0]
-        best_ref = min(refs) if refs else None
+        refs = [r for r in rows if is_reference(r) and r.get("n_error", 0) == 0]
+        best = min(refs, key=_median) if refs else None
+        best_ref = _median(best) if best is not None else None
         for row, label, run_id in entries:
             about_row = facts(row)
             name = f"{row['model']} ({label})" if label else str(row["model"])
@@ -189,6 +198,7 @@ def build_series(points: Sequence[Mapping[str, Any]], cpus: int) -> list[Series]
                     overhead=(median / best_ref - 1) if candidate and best_ref else None,
                     n_error=int(row.get("n_error", 0)),
                     run_id=run_id,
+                    noisy=_noisy(row) or (candidate and best is not None and _noisy(best)),
                 )
             )
     return [Series(name, *about[name], points=tuple(pts)) for name, pts in raw.items()]
@@ -249,16 +259,16 @@ def crossovers(series: Sequence[Series]) -> list[Crossover]:
         if not s.candidate or not pts:
             continue
         xs = [p.value for p in pts]
+        noisy = any(p.noisy for p in pts)
         for share in CROSSOVER_SHARES:
-            out.append(
-                crossover(
-                    xs,
-                    [p.overhead for p in pts if p.overhead is not None],
-                    share,
-                    series=s.name,
-                    job_s=[p.job_s for p in pts],
-                )
+            found = crossover(
+                xs,
+                [p.overhead for p in pts if p.overhead is not None],
+                share,
+                series=s.name,
+                job_s=[p.job_s for p in pts],
             )
+            out.append(replace(found, noisy=noisy))
     return out
 
 
@@ -306,7 +316,18 @@ def approx(value: float) -> str:
     return fmt_value(float(f"{value:.2g}"))
 
 
+#: Appended to a crossover measured on noisy points.
+NOISY_NOTE = (
+    " Some of its points are noisy (spread > 10 % of the median): measure again with more "
+    "--repeat before relying on it."
+)
+
+
 def crossover_sentence(c: Crossover, param: str) -> str:
+    return _crossover_words(c, param) + (NOISY_NOTE if c.noisy else "")
+
+
+def _crossover_words(c: Crossover, param: str) -> str:
     pct = f"{c.share:.0%}"
     last = f"{c.last_overhead:+.0%}" if c.last_overhead is not None else "?"
     if c.status == "never":

@@ -335,3 +335,21 @@ def test_crossover_sentence_states_the_job_time() -> None:
 def test_unknown_sweep_is_bad_input() -> None:
     with pytest.raises(BadInput, match="unknown sweep 'x'"):
         make_spec("x", None, {}, cpus=2)
+
+
+def test_a_built_in_sweep_over_another_parameter_keeps_every_group_at_every_value(
+    tmp_path: Path,
+) -> None:
+    s = sweep(tmp_path, vary=parse_vary("processes=1,2"))
+    assert [(p.value, p.config.batch_size) for p in s.plan] == [
+        (1, None), (1, 1), (2, None), (2, 1),
+    ]  # fmt: skip
+
+
+def test_a_crossover_on_noisy_points_says_so() -> None:
+    points = granularity_points()
+    points[-1]["results"][0]["wall_s"]["noisy"] = True  # batch 1 at the largest size
+    found = crossovers(build_series(points, cpus=2))
+    noisy = {c.series for c in found if c.noisy}
+    assert noisy == {"celery_prefork (batch 1)"}
+    assert "more --repeat" in crossover_sentence(next(c for c in found if c.noisy), "cpu_n")
