@@ -12,9 +12,10 @@ import contextlib
 import math
 import platform
 import random
+import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from producer.cli.options import (
+    AUTO,
     bounded,
     brokers_option,
     choice_list,
@@ -33,12 +35,12 @@ from producer.cli.options import (
     option,
     out_option,
     queue_prefix,
-    repeat_option,
+    repeat_or_auto_option,
     warmup_option,
     workloads_option,
 )
 from producer.flower import flower_during_run
-from producer.goals import run_goals
+from producer.goals import EFFICIENCY_GOALS, run_goals
 from producer.results import SCHEMA
 from producer.runners import registry
 from producer.runners.base import (
@@ -58,7 +60,7 @@ from producer.services import (
     resolve_redis,
     run_target,
 )
-from producer.stats import percentiles, summarize
+from producer.stats import AUTO_MAX_REPEATS, imbalance, percentiles, settled, summarize
 from shared import keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
@@ -107,7 +109,12 @@ class BenchConfig:
         None, "IO target URL instead of the local target (e.g. https://httpbin.org/ip)",
         env="JOBBENCH_URL", type=http_url,
     )  # fmt: skip
-    repeat: int = repeat_option(3, "measured repeats per model and workload")
+    #: A fixed count, or "auto": each model until its median's 95 % interval is within ±3 %
+    #: (at least 3, at most 10 repeats), one repeat for a model clearly out of the running.
+    repeat: int | str = repeat_or_auto_option(
+        3, "measured repeats per model and workload, or 'auto': until each median's 95%% "
+        "interval is within ±3%% (3-10 repeats; one for a model >= 1.5x the best of its group)",
+    )  # fmt: skip
     warmup: int = warmup_option("untimed warm-up runs (of a few jobs) per model")
     shuffle: bool = option(
         True, "run models in the given order in every repeat (default: shuffled)",
@@ -216,6 +223,31 @@ def job_args(
     return [url] * n_jobs
 
 
+def balance(results: Sequence[RunResult]) -> dict[str, Any]:
+    """How evenly each repeat's work spread over its lanes (a lane: one thread of one process on
+    one host, so a process of a pool, or a thread of a thread pool): per repeat the tail (first
+    lane idle to last job done) and its share of the jobs' window, and the median repeat's busy
+    time per lane."""
+    per_repeat = []
+    for res in results:
+        lanes: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+        for r in res.records:
+            lanes[f"{r.host}:{r.pid}:{r.thread}"].append((r.started_at_ns, r.finished_at_ns))
+        per_repeat.append(imbalance(lanes))
+    if not per_repeat:
+        return {}
+    shares = [b["tail_share"] for b in per_repeat]
+    middle = per_repeat[sorted(range(len(shares)), key=shares.__getitem__)[(len(shares) - 1) // 2]]
+    busy = list(middle["busy_s"].values())
+    return {
+        "lanes": middle["lanes"],
+        "tail_s": summarize([b["tail_s"] for b in per_repeat]),
+        "tail_share": summarize(shares),
+        "busy_s_min": min(busy, default=0.0),
+        "busy_s_max": max(busy, default=0.0),
+    }
+
+
 def record_stats(
     records: Sequence[JobRecord], clock_shift_ns: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
@@ -262,6 +294,9 @@ class ModelRun:
     wall_s: list[float] = field(default_factory=list)
     results: list[RunResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Why it stopped repeating: "fixed" (--repeat N), or with --repeat auto "settled" (its
+    #: median's interval is narrow enough), "cap" or "out of contention".
+    stop_reason: str = "fixed"
 
     @property
     def family(self) -> str:
@@ -270,6 +305,22 @@ class ModelRun:
     def median_index(self) -> int:
         order = sorted(range(len(self.wall_s)), key=lambda i: self.wall_s[i])
         return order[(len(order) - 1) // 2]
+
+
+#: ``--repeat auto``: a model whose fastest repeat is slower than this many times the best
+#: median of its group (in-process, Celery) cannot be the best of it: one repeat is enough to
+#: say so, and more would only lengthen the run.
+CONTENTION_FACTOR = 1.5
+#: Workloads where the baseline's median is part of a goal (the CPU ideal): it is never cut short.
+BASELINE_NEEDED = frozenset(goal.workload for goal in EFFICIENCY_GOALS)
+
+
+def out_of_contention(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline: bool) -> bool:
+    """Whether ``run`` (measured at least once) is clearly slower than the best of its group."""
+    if not run.wall_s or (keep_baseline and run.runner.baseline):
+        return False
+    peers = [statistics.median(r.wall_s) for r in runs if r.wall_s and r.family == run.family]
+    return min(run.wall_s) > CONTENTION_FACTOR * min(peers)
 
 
 def _ideal_s(
@@ -315,6 +366,7 @@ def summarize_runs(
             "params": {**rep.params, "concurrency": run.concurrency, "result_mode": mode},
             "n_jobs": run.n_jobs,
             "repeats": len(run.wall_s),
+            "repeats_stop": run.stop_reason,
             "wall_s": wall,
             "jobs_per_s": run.n_jobs / median if median > 0 else None,
             "speedup_vs_sequential": (seq_median / median) if seq_median and median > 0 else None,
@@ -327,6 +379,7 @@ def summarize_runs(
             "extra": {k: (summarize(v) if all(isinstance(x, int | float) for x in v) else v)
                       for k, v in extras.items()},
             **record_stats(records, clock_shift_ns),
+            "balance": balance(run.results),
         }  # fmt: skip
         # What the table, report, charts and goals need to know about the model, stored so a
         # results.json renders on its own.
@@ -416,7 +469,7 @@ class Bench:
     def steps_total(self) -> int:
         c = self.config
         pairs = sum(len(self.model_names(w)) for w in c.workloads)
-        return pairs * c.repeat
+        return pairs * (AUTO_MAX_REPEATS if c.repeat == AUTO else int(c.repeat))
 
     def model_names(self, workload: Workload) -> list[str]:
         """The rows run on ``workload``, in ``--models`` order, each model expanded into its
@@ -516,12 +569,13 @@ class Bench:
                         self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode
                     )
                     runner.run(warm)
-            for rep in range(self.config.repeat):
-                order = list(names)
+            while active := [n for n in names if not self._enough(workload, runs[n], runs)]:
+                order = list(active)
                 if self.config.shuffle:
                     self.rng.shuffle(order)
                 for name in order:
-                    self.progress(f"{workload}: {name} repeat {rep + 1}/{self.config.repeat}")
+                    rep = len(runs[name].wall_s)
+                    self.progress(f"{workload}: {name} repeat {rep + 1}")
                     batch = JobBatch(self.run_id, workload, args, rep, self.config.mode)
                     t0 = time.perf_counter()
                     result = runners[name].run(batch)
@@ -535,6 +589,18 @@ class Bench:
             for runner in runners.values():
                 runner.stop()
         return [runs[n] for n in names if n in runs]
+
+    def _enough(self, workload: Workload, run: ModelRun, runs: Mapping[str, ModelRun]) -> bool:
+        """Whether ``run`` needs no more repeats; sets its ``stop_reason``."""
+        if self.config.repeat != AUTO:
+            return len(run.wall_s) >= int(self.config.repeat)
+        if settled(run.wall_s):
+            run.stop_reason = "cap" if len(run.wall_s) >= AUTO_MAX_REPEATS else "settled"
+            return True
+        if out_of_contention(run, runs.values(), keep_baseline=workload in BASELINE_NEEDED):
+            run.stop_reason = "out of contention"
+            return True
+        return False
 
     def _check(self, name: str, batch: JobBatch, result: RunResult) -> None:
         ids = sorted(r.job_id for r in result.records)

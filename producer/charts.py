@@ -455,6 +455,10 @@ def _shade(color: str, factor: float) -> tuple[float, float, float]:
     return (r + (1 - r) * factor, g + (1 - g) * factor, b + (1 - b) * factor)
 
 
+#: The shaded tail of a timeline panel.
+TAIL_COLOR = "#f2c14e"
+
+
 def _draw_lanes(ax: Any, tl: Timeline) -> None:
     colors: dict[str, str] = {}
     verts, faces = [], []
@@ -491,6 +495,16 @@ def _draw_lanes(ax: Any, tl: Timeline) -> None:
         kind = "processes" if tl.n_processes == len(tl.lanes) else "threads"
         how = f"{tl.n_rows / MAX_DRAWN_ROWS:.3g} per row" if banded else "1 lane each"
         ax.set_ylabel(f"{len(tl.lanes)} {kind}\n({how})", fontsize=8)
+    ends = [
+        max(b.start_s + max(b.duration_s, 0.0) for b in lane.bars) for lane in tl.lanes if lane.bars
+    ]
+    if len(ends) > 1 and max(ends) > min(ends):
+        # The tail: from the first lane going idle to the last job's end (report "Load balance").
+        ax.axvspan(min(ends), max(ends), color=TAIL_COLOR, alpha=0.25, zorder=1, linewidth=0)
+        ax.text(
+            max(ends), 0.02, f" tail {max(ends) - min(ends):.3g} s",
+            transform=ax.get_xaxis_transform(), fontsize=7.5, color="#8a6d00", va="bottom",
+        )  # fmt: skip
     if tl.ideal_s:
         ax.axvline(tl.ideal_s, color="black", linestyle="--", linewidth=1.2, zorder=3)
     if tl.wall_median_s:
@@ -549,6 +563,7 @@ def draw_timeline(doc: dict[str, Any], jobs: Sequence[JobRow], path: Path) -> Pa
     handles = [
         Patch(color=PROCESS_COLORS[0], label="job (one colour per process; shades alternate)"),
         Patch(color=FAILED_COLOR, label="failed job"),
+        Patch(color=TAIL_COLOR, alpha=0.25, label="tail: first lane idle → last job done"),
         Line2D([], [], color="black", linestyle="--", label="ideal wall time (physical limit)"),
         Line2D([], [], color="#555555", linestyle=":", linewidth=1.5, label="median wall time"),
     ]

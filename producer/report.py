@@ -274,6 +274,35 @@ def _latency_table(doc: dict[str, Any]) -> list[str]:
     return _table(header, body, "llrrrrrr")
 
 
+def _balance_table(doc: dict[str, Any]) -> list[str]:
+    """Per model: lanes, busy time per lane, the tail and the share of the window it costs."""
+    header = ["workload", "model", "lanes", "busy per lane", "tail (median)", "tail share",
+              "tail share min – max"]  # fmt: skip
+    body = []
+    for r in doc["results"]:
+        bal = r.get("balance") or {}
+        if not bal or bal.get("lanes", 0) < 2:
+            continue
+        share = bal["tail_share"]
+        body.append([
+            r["workload"], _code(r["model"]), str(bal["lanes"]),
+            f"{fmt_s(bal['busy_s_min'])} – {fmt_s(bal['busy_s_max'])}",
+            fmt_s(bal["tail_s"]["median"]), _pct(share["median"]),
+            f"{_pct(share['min'])} – {_pct(share['max'])}",
+        ])  # fmt: skip
+    if not body:
+        return []
+    return [
+        "", "### Load balance", "",
+        *_table(header, body, "llrrrrr"), "",
+        "*The tail runs from the first lane (process, or thread) going idle to the last job's "
+        "end: time the other lanes could have saved with an even split. Its share is of the "
+        "window from the first job's start to the last one's end, per repeat (median and range "
+        "over the repeats). A rising job cost with contiguous chunks (Pool.map's rule) puts the "
+        "dearest jobs on the last worker; the `*_factoring` variants shrink the chunks instead.*",
+    ]  # fmt: skip
+
+
 def _caveats(doc: dict[str, Any]) -> list[str]:
     meta = doc.get("metadata", {})
     cfg = meta.get("config", {})
@@ -409,6 +438,7 @@ def render_markdown(doc: dict[str, Any], chart_notes: dict[str, str | None]) -> 
     lines += _results_tables(doc, winners)
     lines += ["", "### Per-job latency and how the work was spread", ""]
     lines += _latency_table(doc)
+    lines += _balance_table(doc)
     lines += [
         "",
         "*Percentiles over every job of every repeat; processes and threads count all repeats "

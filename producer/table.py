@@ -14,6 +14,20 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+#: A tail (first lane idle to the end) above this share of the jobs' window is named in the notes:
+#: below it, the lanes finished together as far as a user can tell.
+TAIL_NOTE_SHARE = 0.05
+
+
+def tail_note(row: dict[str, Any]) -> str | None:
+    """``tail 1.20s (24%)`` when the median repeat's lanes did not finish together."""
+    bal = row.get("balance") or {}
+    share = (bal.get("tail_share") or {}).get("median")
+    if share is None or share < TAIL_NOTE_SHARE or bal.get("lanes", 0) < 2:
+        return None
+    return f"tail {bal['tail_s']['median']:.2f}s ({share:.0%})"
+
+
 def results_table(doc: dict[str, Any]) -> Table:
     meta = doc.get("metadata", {})
     table = Table(
@@ -36,6 +50,11 @@ def results_table(doc: dict[str, Any]) -> Table:
             notes.append(f"{r['n_error']} failed")
         if r.get("redelivered"):
             notes.append(f"{r['redelivered']} redelivered")
+        if r.get("repeats_stop", "fixed") != "fixed":
+            notes.append(f"{r['repeats']} rep. ({r['repeats_stop']})")
+        tail = tail_note(r)
+        if tail:
+            notes.append(tail)
         notes.extend(facts(r).notes)  # the model's own (enqueue time, batch, chunk size)
         speedup = r.get("speedup_vs_sequential")
         table.add_row(

@@ -31,6 +31,9 @@ README_MAX_LINES = 250
 
 #: Appended to every benchmark command: small enough for seconds, big enough to measure.
 TINY = "--io-jobs 4 --cpu-jobs 20 --repeat 1 --warmup 0 --latency-ms 10 --quiet"
+#: The same for ``jobbench perf`` (``make bench-perf``) and ``jobbench calibrate``.
+TINY_PERF = "--runs 1 --repeat 1 --io-jobs 4 --cpu-jobs 20 --quiet"
+TINY_CALIBRATE = "--repeat 1 --io-jobs 4 --cpu-jobs 20 --latency-ms 10 --quiet"
 #: The same for ``jobbench overhead`` (``make bench-overhead``), whose sizes are its own.
 TINY_OVERHEAD = (
     "--repeat 1 --warmup 0 --noop-jobs 30 --noop-messages 5 --enqueue-jobs 200 "
@@ -223,12 +226,18 @@ def test_docs_name_real_make_targets_and_subcommands() -> None:
 def shrink(command: str, out: Path) -> str:
     """The command with tiny sizes, its results under ``out``."""
     tiny = f"{TINY} --out {shlex.quote(str(out))}"
-    if "bench-overhead" in command or "jobbench overhead" in command:
-        tiny = f"{TINY_OVERHEAD} --out {shlex.quote(str(out))}"
-        if command.startswith("make "):
-            return f'{command} ARGS="{tiny}"'
-        return f"{command} {tiny}"
-    if command.startswith("make bench-") and "bench-overhead" not in command:
+    own_sizes = {
+        ("bench-overhead", "jobbench overhead"): TINY_OVERHEAD,
+        ("bench-perf", "jobbench perf"): TINY_PERF,
+        ("make calibrate", "jobbench calibrate"): TINY_CALIBRATE,
+    }
+    for names, sizes in own_sizes.items():
+        if any(name in command for name in names):
+            tiny = f"{sizes} --out {shlex.quote(str(out))}"
+            if command.startswith("make "):
+                return f'{command} ARGS="{tiny}"'
+            return f"{command} {tiny}"
+    if command.startswith("make bench-"):
         m = re.search(r'ARGS="([^"]*)"', command)
         args = f"{m.group(1)} {tiny}" if m else tiny
         base = command[: m.start()].strip() if m else command

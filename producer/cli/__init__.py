@@ -31,6 +31,8 @@ __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAG
 #: Subcommand -> the module that declares it, in ``jobbench --help`` order.
 COMMANDS = {
     "bench": "producer.cli.bench",
+    "calibrate": "producer.cli.calibrate",
+    "perf": "producer.cli.perf",
     "report": "producer.cli.report",
     "history": "producer.cli.history",
     "compare": "producer.cli.compare",
@@ -46,6 +48,7 @@ EPILOG = """examples:
   jobbench bench                                   # the default run: every model, both workloads
   jobbench bench --workloads io --io-jobs 500 --latency-ms 50
   jobbench bench --models sequential,multiprocessing_pool,celery_prefork --cpu-jobs 2000
+  jobbench calibrate                               # harness cost: each model vs bare code
   jobbench verify latest                           # every job of the last run accounted for?
   jobbench history                                 # stored runs; jobbench compare A B judges two
   jobbench sweep granularity                       # job size vs Celery's overhead: the crossover

@@ -7,7 +7,9 @@ import sys
 from dataclasses import replace
 
 from producer.bench import Bench, BenchConfig
+from producer.calibrate import CalibrationSpec, calibrate, calibration_lines
 from producer.cli.options import (
+    AUTO,
     Option,
     Subparsers,
     add_command,
@@ -19,6 +21,7 @@ from producer.cli.options import (
 from producer.console import live_progress, make_console
 from producer.errors import EXIT_FAILURE, EXIT_OK
 from producer.goals import print_goals
+from producer.references import has_reference
 from producer.report import build_report
 from producer.results import JOBS_FILE, check_writable, write_jobs_csv, write_run
 from producer.runners.base import RunIncomplete
@@ -43,12 +46,36 @@ BROKER = Option(
 )  # fmt: skip
 
 
+#: Calibrate the run's in-process models too: not a ``BenchConfig`` field (it measures the
+#: harness, not the models).
+CALIBRATE = Option(
+    "--calibrate", "also hold each in-process model of the run against its bare reference "
+    "(jobbench calibrate), same workloads and sizes; stored as results.json 'calibration'",
+    kind="flag",
+)  # fmt: skip
+
+
 def register(sub: Subparsers) -> None:
     p = add_command(sub, "bench", "run the benchmark and write results", EPILOG)
     add_options(p, BenchConfig)
     BROKER.add_to(p, "broker", None)
+    CALIBRATE.add_to(p, "calibrate", False)
     add_quiet(p)
     p.set_defaults(handler=run)
+
+
+def calibration_spec(config: BenchConfig) -> CalibrationSpec:
+    """The calibration of a bench run: its models that have a reference, its sizes."""
+    repeat = int(config.repeat) if config.repeat != AUTO else CALIBRATE_AUTO_REPEAT
+    return CalibrationSpec(
+        models=tuple(m for m in config.models if has_reference(m)), workloads=config.workloads,
+        io_jobs=config.io_jobs, cpu_jobs=config.cpu_jobs, latency_ms=config.latency_ms,
+        repeat=repeat,
+    )  # fmt: skip
+
+
+#: Repeats of ``--calibrate`` when the bench's own are ``auto``.
+CALIBRATE_AUTO_REPEAT = 5
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,10 +93,15 @@ def run(args: argparse.Namespace) -> int:
     except RunIncomplete as exc:
         sys.stderr.write(f"jobbench: jobs missing: {exc}\n")
         return EXIT_FAILURE  # never silent: the missing jobs are named, exit 1
+    if args.calibrate:
+        doc["calibration"] = calibrate(calibration_spec(config))
     run_dir = write_run(config.out_dir, doc)
     write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
     build_report(run_dir)
     print_table(doc)
     print_goals(doc.get("targets", {}))
+    if "calibration" in doc:
+        for line in calibration_lines(doc["calibration"]):
+            print(f"calibration {line}")
     print(f"results: {run_dir / 'results.json'}")
     return EXIT_OK

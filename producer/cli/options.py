@@ -303,6 +303,21 @@ def repeat_option(default: int, help: str) -> Any:
     return option(default, help, env="JOBBENCH_REPEAT", type=bounded(int, 1, 100))
 
 
+#: ``--repeat auto``: repeat each model until its median is known (``producer.stats.settled``).
+AUTO = "auto"
+
+
+def repeat_count(text: str) -> int | str:
+    """A repeat count (1-100), or ``auto``."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    return bounded(int, 1, 100)(text)
+
+
+def repeat_or_auto_option(default: int | str, help: str) -> Any:
+    return option(default, help, env="JOBBENCH_REPEAT", type=repeat_count)
+
+
 def warmup_option(help: str) -> Any:
     return option(1, help, env="JOBBENCH_WARMUP", type=bounded(int, 0, 10))
 

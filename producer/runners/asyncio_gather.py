@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
+from producer.references import timed
+from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
 from shared.timings import JobRecord, describe_error, job_record
 from shared.workloads import ResultMode, Workload, run_io_job_async
 
@@ -53,12 +55,32 @@ async def _gather(
         return list(await asyncio.gather(*jobs))
 
 
+async def _reference_gather(urls: list[str], **client_kwargs: Any) -> list[str]:
+    async with httpx.AsyncClient(**client_kwargs) as client:
+        return await asyncio.gather(*(run_io_job_async(client, u) for u in urls))
+
+
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: ``httpx.AsyncClient()`` with its defaults and ``asyncio.gather``."""
+    return timed(lambda: asyncio.run(_reference_gather([str(a) for a in args])), repeat)
+
+
+def bare_unbounded(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """The same with the tuned variant's limits."""
+    limits = AsyncioUnbounded.kwargs_for(CLIENT)
+    return timed(lambda: asyncio.run(_reference_gather([str(a) for a in args], **limits)), repeat)
+
+
 class AsyncioGather(Runner):
     name = "asyncio"
     order = 40
     default = True
     workloads = frozenset({"io"})
     settings = (LibraryCall(CLIENT),)
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
 
     def max_connections(self) -> int | None:
         limits = self.kwargs_for(CLIENT).get("limits")
@@ -85,6 +107,11 @@ class AsyncioUnbounded(AsyncioGather):
     order = 45
     default = False
     tuned = True
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare_unbounded
+
     settings = (
         LibraryCall(
             CLIENT, {"limits": httpx.Limits(max_connections=None, max_keepalive_connections=20)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -135,6 +135,12 @@ class LibraryCall:
     from_options: frozenset[str] = frozenset()
 
 
+#: A model's bare reference (``jobbench calibrate``): the few lines a user writes for it, with the
+#: library's defaults. Given the workload's job function, the jobs' arguments and a repeat count, it
+#: returns each repeat's wall time (s), timing the same window as the harness (pools warmed first).
+Reference = Callable[[Callable[[Any], str], list[Any], int], list[float]]
+
+
 class Runner(abc.ABC):
     """One execution model, and everything jobbench needs to know about it."""
 
@@ -166,6 +172,11 @@ class Runner(abc.ABC):
         self.options = options
 
     # --- class hooks: what the rest of jobbench asks a model ---------------------------------
+
+    @classmethod
+    def reference(cls) -> Reference | None:
+        """Its bare reference, for ``jobbench calibrate``; None: it has none (Celery pools)."""
+        return None
 
     @classmethod
     def available(cls) -> str | None:
@@ -200,8 +211,11 @@ class Runner(abc.ABC):
     def notes(cls, row: Mapping[str, Any]) -> list[str]:
         """Short notes for the results table, from a summarized result row (the bench stores
         them in the row as ``notes``): what the reader needs beside the wall time."""
-        chunksize = row.get("params", {}).get("chunksize")
-        return [f"chunk {chunksize}"] if chunksize else []
+        params = row.get("params", {})
+        out = [f"chunk {params['chunksize']}"] if params.get("chunksize") else []
+        if params.get("schedule"):
+            out.append(f"{params['schedule']}: {params.get('chunks', '?')} chunks")
+        return out
 
     @classmethod
     def kwargs_for(cls, target: str, **chosen: Any) -> dict[str, Any]:

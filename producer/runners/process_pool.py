@@ -4,17 +4,42 @@ as the seed does (``process_pool``), and ``map`` with Pool.map's chunksize rule
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
 
-from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult, library_cpu_count
-from producer.runners.jobs import job_args, pool_map_chunksize, run_job
+from producer.references import WARM_JOBS, timed
+from producer.runners.base import (
+    JobBatch,
+    LibraryCall,
+    Reference,
+    Runner,
+    RunResult,
+    library_cpu_count,
+)
+from producer.runners.jobs import job_args, run_job
+from producer.schedule import pool_map_chunksize
 from shared.workloads import Workload
 
 EXECUTOR = "concurrent.futures:ProcessPoolExecutor"
 MAP = "concurrent.futures:ProcessPoolExecutor.map"
 #: What ``process_pool_map`` passes as ``chunksize`` unless ``--chunksize`` says otherwise.
 POOL_MAP_RULE = "multiprocessing.Pool.map's rule: ceil(n_jobs / (4 x workers))"
+
+
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: ``ProcessPoolExecutor()`` and a ``submit`` per job."""
+    with ProcessPoolExecutor() as executor:
+        list(executor.map(abs, range(WARM_JOBS)))
+        return timed(lambda: [f.result() for f in [executor.submit(job, a) for a in args]], repeat)
+
+
+def bare_map(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """``ProcessPoolExecutor().map`` with Pool.map's chunksize rule, as the tuned model passes."""
+    with ProcessPoolExecutor() as executor:
+        list(executor.map(abs, range(WARM_JOBS)))
+        size = pool_map_chunksize(len(args), library_cpu_count())
+        return timed(lambda: list(executor.map(job, args, chunksize=size)), repeat)
 
 
 class ProcessPoolSubmit(Runner):
@@ -24,6 +49,11 @@ class ProcessPoolSubmit(Runner):
     settings: ClassVar[tuple[LibraryCall, ...]] = (
         LibraryCall(EXECUTOR, {"max_workers": None}, frozenset({"max_workers"})),
     )
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
+
     _executor: ProcessPoolExecutor | None = None
 
     @property
@@ -62,6 +92,10 @@ class ProcessPoolMap(ProcessPoolSubmit):
         *ProcessPoolSubmit.settings,
         LibraryCall(MAP, {"chunksize": POOL_MAP_RULE}, frozenset({"chunksize"})),
     )
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare_map
 
     def run(self, batch: JobBatch) -> RunResult:
         assert self._executor is not None, "start() first"

@@ -4,11 +4,27 @@ the seed does."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
-from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
+from producer.references import timed
+from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from shared.timings import JobRecord
 from shared.workloads import Workload
+
+
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: a Thread per job, started, then joined."""
+
+    def run_all() -> None:
+        threads = [threading.Thread(target=job, args=(a,)) for a in args]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    return timed(run_all, repeat)
 
 
 class Threads(Runner):
@@ -16,6 +32,10 @@ class Threads(Runner):
     order = 20
     default = True
     settings = (LibraryCall("threading:Thread"),)
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
 
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         return n_jobs

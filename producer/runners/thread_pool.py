@@ -4,9 +4,12 @@ explicit one (``--thread-pool-workers``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
+from producer.references import timed
+from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from shared.workloads import Workload
 
@@ -19,11 +22,25 @@ def default_thread_workers() -> int:
     return min(32, (count or 1) + 4)
 
 
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: ``ThreadPoolExecutor()`` and ``map``."""
+
+    def run_all() -> list[str]:
+        with ThreadPoolExecutor() as executor:
+            return list(executor.map(job, args))
+
+    return timed(run_all, repeat)
+
+
 class ThreadPool(Runner):
     name = "thread_pool"
     order = 30
     default = True
     settings = (LibraryCall(EXECUTOR, {"max_workers": None}, frozenset({"max_workers"})),)
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
 
     @property
     def workers(self) -> int:

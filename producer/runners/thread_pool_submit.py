@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
+from producer.references import timed
+from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from producer.runners.thread_pool import default_thread_workers
 from shared.workloads import Workload
@@ -13,9 +16,24 @@ from shared.workloads import Workload
 EXECUTOR = "concurrent.futures:ThreadPoolExecutor"
 
 
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: ``ThreadPoolExecutor()``, a ``submit`` per job, every result."""
+
+    def run_all() -> list[str]:
+        with ThreadPoolExecutor() as executor:
+            return [f.result() for f in [executor.submit(job, a) for a in args]]
+
+    return timed(run_all, repeat)
+
+
 class ThreadPoolSubmit(Runner):
     name = "thread_pool_submit"
     order = 35
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
+
     settings = (LibraryCall(EXECUTOR, {"max_workers": None}, frozenset({"max_workers"})),)
 
     @property

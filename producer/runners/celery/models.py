@@ -254,6 +254,11 @@ class CeleryRunner(Runner):
             n_jobs, self.concurrency(workload, n_jobs), workload=workload, pool=self.pool
         )
 
+    def message_ranges(self, workload: Workload, n_jobs: int) -> Sequence[range] | None:
+        """The job ids of each message when the model schedules its own (a ``*_factoring``
+        variant); None: equal messages of ``batch_size``."""
+        return None
+
     # --- connections --------------------------------------------------------------------------
 
     @property
@@ -383,7 +388,12 @@ class CeleryRunner(Runner):
         worker = self._worker
         if worker is None or self._workload != batch.workload:
             raise RuntimeError(f"{self.model}: start({batch.workload!r}) first")
-        batch_size = self.batch_size(batch.workload, batch.n_jobs)
+        ranges = self.message_ranges(batch.workload, batch.n_jobs)
+        batch_size = (
+            max(map(len, ranges), default=1)
+            if ranges is not None
+            else self.batch_size(batch.workload, batch.n_jobs)
+        )
         app = workers.producer_app(worker.broker_url)
         enqueued = publish.enqueue(
             batch,
@@ -392,6 +402,7 @@ class CeleryRunner(Runner):
             queue=worker.queue,
             model=self.model,
             batch_size=batch_size,
+            ranges=ranges,
             meta={
                 "pool": worker.pool,
                 "concurrency": worker.concurrency,
