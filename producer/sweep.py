@@ -637,6 +637,7 @@ class SweepOptions:
         None,
         "the bench option to vary and its values, e.g. cpu_n=100,1000,10000 or "
         "processes=1,2,4 (with a sweep name: replaces its values)",
+        env="JOBBENCH_SWEEP_VARY",
         metavar="PARAM=V1,V2,…",
         type=_vary_option,
     )
@@ -645,6 +646,7 @@ class SweepOptions:
         "the sweep's directory under --out; an existing one is resumed (default: the "
         "sweep's name, or vary-PARAM)",
         flag="--id",
+        env="JOBBENCH_SWEEP_ID",
         type=_sweep_id_option,
     )
     cpu_work: int = option(
