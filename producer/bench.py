@@ -99,6 +99,11 @@ class BenchConfig:
     workloads: tuple[Workload, ...] = workloads_option(WORKLOADS, WORKLOADS)
     io_jobs: int = io_jobs_option(DEFAULT_IO_JOBS)
     cpu_jobs: int = cpu_jobs_option(DEFAULT_CPU_JOBS)
+    #: One job size for every CPU job (``jobbench sweep`` varies it at constant total work).
+    cpu_n: int | None = option(
+        None, "CPU jobs all of one size: every job sieves up to N (unset: the seed's "
+        "n = 1000 + job index)", env="JOBBENCH_CPU_N", type=bounded(int, 2, 10_000_000),
+    )  # fmt: skip
     latency_ms: float = latency_ms_option(
         DEFAULT_LATENCY_MS, "latency of the local HTTP target per request"
     )
@@ -132,6 +137,19 @@ class BenchConfig:
     chunksize: int | None = option(
         None, "Pool.map / ProcessPoolExecutor.map chunksize (unset: Pool.map's heuristic)",
         env="JOBBENCH_CHUNKSIZE", type=bounded(int, 1, 1_000_000),
+    )  # fmt: skip
+    processes: int | None = option(
+        None, "workers of the CPU-parallel models: Pool, ProcessPoolExecutor, "
+        "InterpreterPoolExecutor and the CPU Celery workers (unset: the libraries' default, "
+        "one per core)", env="JOBBENCH_PROCESSES", type=bounded(int, 1, 1024),
+    )  # fmt: skip
+    celery_concurrency: int | None = option(
+        None, "Celery: -c of every worker (unset: one per core, 100 threads for IO; solo "
+        "is always 1)", env="JOBBENCH_CELERY_CONCURRENCY", type=bounded(int, 1, 10_000),
+    )  # fmt: skip
+    celery_nodes: int = option(
+        1, "Celery: worker processes (nodes) per pool, all consuming the pool's one queue",
+        env="JOBBENCH_CELERY_NODES", type=bounded(int, 1, 64),
     )  # fmt: skip
     batch_size: int | None = option(
         None, "Celery: jobs per message (unset: chosen from jobs and concurrency)",
@@ -205,9 +223,11 @@ def collect_metadata(
     }  # fmt: skip
 
 
-def job_args(workload: Workload, n_jobs: int, url: str) -> list[int | str]:
+def job_args(
+    workload: Workload, n_jobs: int, url: str, cpu_n: int | None = None
+) -> list[int | str]:
     if workload == "cpu":
-        return [cpu_arg(i) for i in range(n_jobs)]
+        return [cpu_n or cpu_arg(i) for i in range(n_jobs)]
     return [url] * n_jobs
 
 
@@ -429,6 +449,7 @@ class Bench:
             self._check_models()
             self._url = url = self.config.url or (target.url if target else "")
             options = RunnerOptions(
+                cpu_count=self.config.processes,
                 thread_pool_workers=self.config.thread_pool_workers,
                 chunksize=self.config.chunksize,
                 redis_url=redis.url,
@@ -607,7 +628,7 @@ class Bench:
         self, workload: Workload, url: str, options: RunnerOptions, store: TimingStore
     ) -> list[ModelRun]:
         n_jobs = self.config.io_jobs if workload == "io" else self.config.cpu_jobs
-        args = job_args(workload, n_jobs, url)
+        args = job_args(workload, n_jobs, url, self.config.cpu_n)
         names = self.model_names(workload)
         runners: dict[str, Runner] = {}
         runs: dict[str, ModelRun] = {}

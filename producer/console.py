@@ -36,15 +36,17 @@ def make_console(stderr: bool = False) -> Console:
 
 
 @contextlib.contextmanager
-def live_progress(console: Console, enabled: bool) -> Iterator[ProgressFn | None]:
-    """A progress bar over the timed repeats (model, workload, repeat) on ``console``; nothing
-    when ``enabled`` is false (``--quiet``, or not a terminal)."""
+def live_progress(
+    console: Console, enabled: bool, unit: str = "repeats"
+) -> Iterator[ProgressFn | None]:
+    """A progress bar over the timed repeats (model, workload, repeat), or the steps ``unit``
+    names, on ``console``; nothing when ``enabled`` is false (``--quiet``, or not a terminal)."""
     if not enabled:
         yield None
         return
     columns = (
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-        MofNCompleteColumn(), TextColumn("repeats"), TimeElapsedColumn(),
+        MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
     )  # fmt: skip
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)

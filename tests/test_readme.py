@@ -40,6 +40,15 @@ TINY_OVERHEAD = (
     "--capture-jobs 5 --memory-jobs 20,60 --no-events --quiet"
 )
 
+#: Appended to every ``jobbench sweep`` command: one repeat, no warm-up; a built-in sweep is also
+#: cut to two small values (the last ``--vary`` wins). tests/test_sweep_run.py checks the outputs.
+TINY_SWEEP = "--repeat 1 --warmup 0 --quiet"
+TINY_SWEEPS = {
+    "granularity": "--vary cpu_n=1000,10000 --cpu-work 20000",
+    "io-concurrency": "--vary io_concurrency=1,4 --latency-ms 10",
+    "cpu-workers": "--vary processes=1,2 --cpu-jobs 20",
+}
+
 #: Commands not run here, each with why and where it is covered instead.
 NOT_RUN = {
     "make test": "this is the command running this test",
@@ -235,6 +244,10 @@ def shrink(command: str, out: Path) -> str:
         return f'{base} ARGS="{args}"'
     if "jobbench bench" in command:
         return f"{command} {tiny}"
+    if "jobbench sweep" in command:
+        words = command.split()
+        name = words[words.index("sweep") + 1] if words[-1] != "sweep" else ""
+        return f"{command} {TINY_SWEEPS.get(name, '')} {TINY_SWEEP} --out {shlex.quote(str(out))}"
     return command
 
 

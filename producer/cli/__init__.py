@@ -39,6 +39,7 @@ COMMANDS = {
     "history": "producer.cli.history",
     "compare": "producer.cli.compare",
     "verify": "producer.cli.verify",
+    "sweep": "producer.cli.sweep",
     "overhead": "producer.cli.overhead",
     "hosts": "producer.cli.hosts",
     "target": "producer.cli.target",
@@ -52,6 +53,7 @@ EPILOG = """examples:
   jobbench calibrate                               # harness cost: each model vs bare code
   jobbench verify latest                           # every job of the last run accounted for?
   jobbench history                                 # stored runs; jobbench compare A B judges two
+  jobbench sweep granularity                       # job size vs Celery's overhead: the crossover
   jobbench hosts                                   # simulated hosts, one cut mid-run (root)
   jobbench target --port 8080 --latency-ms 160     # the local HTTP target alone
   jobbench flower --port 5555                      # Flower for the Celery app, until Ctrl-C

@@ -69,7 +69,7 @@ BROKER = Option(
 CALIBRATE = Option(
     "--calibrate", "also hold each in-process model of the run against its bare reference "
     "(jobbench calibrate), same workloads and sizes; stored as results.json 'calibration'",
-    kind="flag",
+    env="JOBBENCH_CALIBRATE", kind="flag",
 )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -32,7 +32,7 @@ from producer.runners.base import (
     usable_cpus,
 )
 from producer.runners.celery import publish, workers
-from producer.runners.celery.consumers import ExternalWorkers, find_consumers
+from producer.runners.celery.consumers import ExternalWorkers, find_consumers, wait_for_consumers
 from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import ServiceError
 from shared.settings import REDIS_SCHEMES, Settings, redact_url
@@ -77,6 +77,49 @@ class CeleryOptions:
     queue_prefix: str = "jobbench"
     #: External workers: seconds ``start`` waits for a worker consuming the queue.
     external_wait_s: float = 60.0
+    #: ``-c`` of every worker; None: the pool's own choice (``worker_concurrency``).
+    celery_concurrency: int | None = None
+    #: Worker processes (nodes) started per pool, all consuming the pool's one queue.
+    celery_nodes: int = 1
+
+
+@dataclass
+class LocalNodes:
+    """Several worker processes of one pool on one queue (``celery_nodes`` > 1): the facts
+    ``run`` needs, under the same names as a ``WorkerProcess``."""
+
+    nodes: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def queue(self) -> str:
+        return self.nodes[0].queue
+
+    @property
+    def pool(self) -> PoolName:
+        return self.nodes[0].pool
+
+    @property
+    def broker_url(self) -> str:
+        return self.nodes[0].broker_url
+
+    @property
+    def prefetch_multiplier(self) -> int:
+        return self.nodes[0].prefetch_multiplier
+
+    @property
+    def concurrency(self) -> int:
+        return sum(w.concurrency for w in self.nodes)
+
+    @property
+    def nodename(self) -> str:
+        return ",".join(w.nodename for w in self.nodes)
+
+    @property
+    def startup_s(self) -> float:
+        return sum(w.startup_s for w in self.nodes)  # started one after the other
+
+    def alive(self) -> bool:
+        return all(w.alive() for w in self.nodes)
 
 
 def broker_labels(brokers: Sequence[str], settings: Settings) -> dict[str, str | None]:
@@ -137,7 +180,7 @@ class CeleryRunner(Runner):
     def __init__(self, options: RunnerOptions, celery: CeleryOptions | None = None) -> None:
         super().__init__(options)
         self.celery = celery or CeleryOptions()
-        self._worker: WorkerProcess | ExternalWorkers | None = None
+        self._worker: WorkerProcess | LocalNodes | ExternalWorkers | None = None
         self._workload: Workload | None = None
         self._store: TimingStore | None = None
 
@@ -193,7 +236,8 @@ class CeleryRunner(Runner):
     # --- sizing -----------------------------------------------------------------------------
 
     def worker_concurrency(self, workload: Workload) -> int:
-        return self.options.cpu_count or usable_cpus()
+        """``-c`` of each worker node."""
+        return self.celery.celery_concurrency or self.options.cpu_count or usable_cpus()
 
     def prefetch_multiplier(self, workload: Workload) -> int:
         """Messages each slot may reserve ahead (Celery's ``--prefetch-multiplier``)."""
@@ -202,7 +246,7 @@ class CeleryRunner(Runner):
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         if isinstance(self._worker, ExternalWorkers) and self._workload == workload:
             return self._worker.concurrency  # what the running nodes offer together
-        return self.worker_concurrency(workload)
+        return self.worker_concurrency(workload) * self.celery.celery_nodes
 
     def batch_size(self, workload: Workload, n_jobs: int) -> int:
         if self.celery.batch_size is not None:
@@ -247,18 +291,31 @@ class CeleryRunner(Runner):
         # A queue of its own per start: runs and tests sharing a Redis never consume each
         # other's messages, and a stopped worker's leftovers are dropped with its queue.
         queue = workers.queue_name(f"{self.model}.{workload}")
-        self._worker = workers.start_worker(
-            pool=self.pool,
-            concurrency=self.worker_concurrency(workload),
-            queue=queue,
-            broker_url=self.broker_url,
-            redis_url=self.redis_url,
-            prefetch_multiplier=self.prefetch_multiplier(workload),
-            heartbeat=self.celery.flower,
-            # Task events only when Flower is up to show them (they cost ~20 % on small tasks).
-            events=self.celery.flower,
-            name=self.name,
-        )
+        nodes: list[WorkerProcess] = []
+        try:
+            for _ in range(self.celery.celery_nodes):
+                nodes.append(
+                    workers.start_worker(
+                        pool=self.pool,
+                        concurrency=self.worker_concurrency(workload),
+                        queue=queue,
+                        broker_url=self.broker_url,
+                        redis_url=self.redis_url,
+                        prefetch_multiplier=self.prefetch_multiplier(workload),
+                        heartbeat=self.celery.flower,
+                        # Task events only when Flower is up to show them (they cost ~20 % on
+                        # small tasks).
+                        events=self.celery.flower,
+                        name=self.name,
+                    )
+                )
+            if len(nodes) > 1:
+                self._wait_all_consume(nodes)
+        except BaseException:
+            for started in nodes:
+                workers.stop_worker(started)
+            raise
+        self._worker = nodes[0] if len(nodes) == 1 else LocalNodes(nodes)
         self._workload = workload
         # Open the producer's broker connection now so the first timed enqueue does not pay it.
         app = workers.producer_app(self.broker_url)
@@ -266,6 +323,26 @@ class CeleryRunner(Runner):
             producer.connection.ensure_connection(max_retries=3)
         self.store.client.ping()
         return {**self._facts(self._worker), "reused": False}
+
+    def _wait_all_consume(self, nodes: list[WorkerProcess]) -> None:
+        """Until every node consumes the queue: a node's start-up probe may have been run by
+        a node started before it, which proves nothing about the newer one."""
+        started = time.perf_counter()
+        expected = {n.nodename for n in nodes}
+
+        def check() -> None:
+            if not all(n.alive() for n in nodes):
+                raise ServiceError(f"{self.model}: a worker node exited during start-up")
+
+        seen = wait_for_consumers(
+            workers.producer_app(self.broker_url), nodes[0].queue,
+            wait_s=workers.WORKER_START_TIMEOUT_S, expected=expected, check=check,
+        )  # fmt: skip
+        if not expected <= seen:
+            raise ServiceError(f"{self.model}: worker nodes not consuming after "
+                               f"{workers.WORKER_START_TIMEOUT_S:.0f} s: "
+                               f"{', '.join(sorted(expected - seen))}")  # fmt: skip
+        nodes[-1].startup_s += time.perf_counter() - started
 
     def _start_external(self, workload: Workload) -> dict[str, Any]:
         """Find the workers consuming ``<queue_prefix>.<pool>`` (bounded wait) and size them."""
@@ -284,7 +361,7 @@ class CeleryRunner(Runner):
         self.store.client.ping()
         return {**self._facts(found), "reused": False, "external": True, "nodes": found.nodes}
 
-    def _facts(self, worker: WorkerProcess | ExternalWorkers) -> dict[str, Any]:
+    def _facts(self, worker: WorkerProcess | LocalNodes | ExternalWorkers) -> dict[str, Any]:
         return {
             "startup_s": worker.startup_s,
             "concurrency": worker.concurrency,
@@ -300,9 +377,10 @@ class CeleryRunner(Runner):
         if worker is None or isinstance(worker, ExternalWorkers):
             return  # external workers and their queue belong to whoever started them
         try:
-            if urlsplit(worker.broker_url).scheme not in REDIS_SCHEMES:
-                _wake_for_shutdown(worker)
-            workers.stop_worker(worker)
+            for node in worker.nodes if isinstance(worker, LocalNodes) else [worker]:
+                if urlsplit(node.broker_url).scheme not in REDIS_SCHEMES:
+                    _wake_for_shutdown(node)
+                workers.stop_worker(node)
         finally:
             # Drop the queue (and any message nobody consumed, or a dead worker held) so the
             # broker keeps no leftovers; what could not be dropped is reported, not raised.
@@ -406,7 +484,9 @@ class CeleryThreads(CeleryRunner):
     pool = "threads"
 
     def worker_concurrency(self, workload: Workload) -> int:
-        return IO_THREADS if workload == "io" else super().worker_concurrency(workload)
+        if workload == "io" and self.celery.celery_concurrency is None:
+            return IO_THREADS
+        return super().worker_concurrency(workload)
 
     def prefetch_multiplier(self, workload: Workload) -> int:
         # IO sends one job per message to 100 threads: reserving 100 in flight is already the
