@@ -152,6 +152,11 @@ class BenchConfig:
         60.0, "with --external-workers: seconds to wait for a worker on each queue",
         env="JOBBENCH_EXTERNAL_WAIT_S", type=bounded(float, 0.1, 3600.0),
     )  # fmt: skip
+    fetch_trace: bool = option(
+        False, "Celery: record every message's fetch path (published, received by the worker, "
+        "started by its pool) in Redis and show its breakdown per row; off, it costs nothing",
+        env="JOBBENCH_FETCH_TRACE", kind="flag",
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
@@ -288,6 +293,10 @@ def summarize_runs(
         for res in run.results:
             for k, v in res.extra.items():
                 extras[k].append(v)
+        stages: dict[str, list[float]] = collections.defaultdict(list)
+        for res in run.results:
+            for k, durations in res.stages_s.items():
+                stages[k].extend(durations)
         row: dict[str, Any] = {
             "workload": run.workload,
             "model": run.model,
@@ -308,6 +317,8 @@ def summarize_runs(
                       for k, v in extras.items()},
             **record_stats(records, clock_shift_ns),
         }  # fmt: skip
+        if stages:
+            row["stages_s"] = {k: percentiles(v, (50, 95)) for k, v in stages.items() if v}
         # What the table, report, charts and goals need to know about the model, stored so a
         # results.json renders on its own.
         row.update(row_facts(run.runner, row))
@@ -533,7 +544,7 @@ class Bench:
             for i in range(0, len(result.records), 5000):
                 store.save(scope, result.records[i : i + 5000])
         pipe = store.client.pipeline(transaction=False)
-        stems = (keys.records, keys.attempts, keys.enqueued, keys.meta)
+        stems = (keys.records, keys.attempts, keys.enqueued, keys.meta, keys.fetch_path)
         for key in (*(stem(scope) for stem in stems), keys.scopes_index(self.run_id)):
             pipe.expire(key, RECORD_TTL_S)
         pipe.execute()

@@ -132,6 +132,7 @@ def enqueue(
     meta: Mapping[str, Any] | None = None,
     workload: TaskWorkload | None = None,
     pipeline_size: int = PUBLISH_PIPELINE_SIZE,
+    task: str = RUN_JOBS_TASK,
 ) -> Enqueued:
     """Publish ``batch`` as messages of ``batch_size`` jobs to ``queue``.
 
@@ -146,7 +147,12 @@ def enqueue(
     task_workload: TaskWorkload = workload or batch.workload
     scope_key = scope_key_for(batch, model, task_workload)
     ranges = MessageRanges(batch.n_jobs, batch_size)
-    store.client.delete(keys.records(scope_key), keys.attempts(scope_key), keys.enqueued(scope_key))
+    store.client.delete(
+        keys.records(scope_key),
+        keys.attempts(scope_key),
+        keys.enqueued(scope_key),
+        keys.fetch_path(scope_key),
+    )
     scope_meta: dict[str, Any] = {
         "model": model,
         "workload": task_workload,
@@ -176,7 +182,7 @@ def enqueue(
             last_ns = now_ns
             jobs = [[job_id, args[job_id], now_ns] for job_id in ids]
             app.send_task(
-                RUN_JOBS_TASK,
+                task,
                 args=(scope_key, task_workload, model, batch.mode, jobs),
                 queue=queue,
                 producer=producer,
