@@ -290,6 +290,10 @@ def test_bench_rows_show_the_breakdown_only_when_asked(tmp_path: Path) -> None:
     assert on["extra"]["fetch_consumer_cpu_share"]["median"] > 0
     assert "stages_s" not in off and not any("fetch" in n for n in facts(off).notes)
     assert not any(k.startswith("fetch_") for k in off["extra"])
+    report_on = (tmp_path / "on" / "latest" / "report.md").read_text()
+    report_off = (tmp_path / "off" / "latest" / "report.md").read_text()
+    assert "fetch trace" in report_on and "publish → received p50 / p95" in report_on
+    assert "fetch trace" not in report_off
 
 
 @pytest.mark.integration
