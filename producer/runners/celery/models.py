@@ -450,7 +450,8 @@ class CeleryRunner(Runner):
         if len(records) != batch.n_jobs:  # cannot happen with one HSET per message; be sure
             records = self.store.load(enqueued.scope_key)
         load_s = time.perf_counter() - load_started
-        # After the timed window's last record, outside anything a job waits for.
+        # Inside the timed window (one HGETALL after the last record) but only with the trace on,
+        # which is why the figures come from a run without it (``make bench-celery-io``).
         stages, consumer = self._fetch_breakdown(enqueued.scope_key, records)
         return RunResult(
             records=records,
