@@ -67,6 +67,21 @@ bench-perf: install ## performance goals over PERF_RUNS independent runs, ratios
 calibrate: install ## harness cost: every in-process model against the bare code a user writes
 	$(BIN)/jobbench calibrate $(ARGS)
 
+# bench-celery-io (issue 18): the IO seed with every Celery-on-IO configuration tried beside the
+# in-process IO models, each Celery one on Redis and on RabbitMQ (IO_BROKERS; the
+# --disable-prefetch model runs on Redis only), PERF_REPEAT repeats. Run it alone on a quiet
+# machine. The first run gives the figures and the IO ratio (fetch trace off: it costs nothing);
+# the second, with --fetch-trace, each message's fetch path broken down per row.
+IO_INPROCESS_MODELS ?= threading,asyncio,asyncio_unbounded
+IO_CELERY_MODELS ?= celery_threads,celery_threads_switch_1ms,celery_threads_prefetch8,celery_threads_noprefetch,celery_threads_2x50,celery_solo_asyncio
+IO_BROKERS ?= redis,amqp://guest:guest@127.0.0.1:5672//
+.PHONY: bench-celery-io
+bench-celery-io: install ## IO seed: every Celery-on-IO configuration vs in-process, then fetch-path breakdown
+	$(BIN)/jobbench bench --workloads io --models $(IO_INPROCESS_MODELS),$(IO_CELERY_MODELS) \
+		--brokers $(IO_BROKERS) --repeat $(PERF_REPEAT) $(ARGS)
+	$(BIN)/jobbench bench --workloads io --models $(IO_CELERY_MODELS) \
+		--brokers $(IO_BROKERS) --repeat $(PERF_REPEAT) --fetch-trace $(ARGS)
+
 bench-overhead: install ## Celery without the work: enqueue rate, noop throughput, capture cost, memory
 	$(BIN)/jobbench overhead $(ARGS)
 

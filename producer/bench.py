@@ -184,6 +184,11 @@ class BenchConfig:
         False, "a run whose jobs failed (error records) still exits 0 and becomes latest",
         env="JOBBENCH_ALLOW_FAILURES", kind="flag",
     )  # fmt: skip
+    fetch_trace: bool = option(
+        False, "Celery: record every message's fetch path (published, received by the worker, "
+        "started by its pool) in Redis and show its breakdown per row; off, it costs nothing",
+        env="JOBBENCH_FETCH_TRACE", kind="flag",
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
@@ -371,6 +376,10 @@ def summarize_runs(
         for res in run.results:
             for k, v in res.extra.items():
                 extras[k].append(v)
+        stages: dict[str, list[float]] = collections.defaultdict(list)
+        for res in run.results:
+            for k, durations in res.stages_s.items():
+                stages[k].extend(durations)
         row: dict[str, Any] = {
             "workload": run.workload,
             "model": run.model,
@@ -394,6 +403,8 @@ def summarize_runs(
             **record_stats(records, clock_shift_ns),
             "balance": balance(run.results),
         }  # fmt: skip
+        if stages:
+            row["stages_s"] = {k: percentiles(v, (50, 95)) for k, v in stages.items() if v}
         # What the table, report, charts and goals need to know about the model, stored so a
         # results.json renders on its own.
         row.update(row_facts(run.runner, row))
@@ -723,7 +734,7 @@ def expire_scopes(store: TimingStore, run_id: str, scopes: Sequence[str] | None 
         members: set[bytes] = store.client.smembers(keys.scopes_index(run_id))  # type: ignore[assignment]
         scopes = [m.decode() for m in members]
     pipe = store.client.pipeline(transaction=False)
-    stems = (keys.records, keys.attempts, keys.enqueued, keys.meta)
+    stems = (keys.records, keys.attempts, keys.enqueued, keys.meta, keys.fetch_path)
     for key in (*(stem(s) for s in scopes for stem in stems), keys.scopes_index(run_id)):
         pipe.expire(key, RECORD_TTL_S)
     pipe.execute()

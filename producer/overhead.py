@@ -192,7 +192,7 @@ def noop_batch(run_id: str, n_jobs: int, repeat: int) -> JobBatch:
 
 
 def drop_scope(store: TimingStore, scope_key: str) -> None:
-    stems = (keys.records, keys.attempts, keys.enqueued, keys.meta)
+    stems = (keys.records, keys.attempts, keys.enqueued, keys.meta, keys.fetch_path)
     store.client.delete(*(stem(scope_key) for stem in stems))
 
 

@@ -312,6 +312,29 @@ def _balance_table(doc: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def _stages_table(doc: dict[str, Any]) -> list[str]:
+    """The rows that measured their stages (``stages_s``: the Celery fetch path with
+    ``--fetch-trace``), p50 / p95 of each stage; nothing when no row did."""
+    rows = [r for r in doc["results"] if r.get("stages_s")]
+    if not rows:
+        return []
+    stages = list(dict.fromkeys(k for r in rows for k in r["stages_s"]))
+    header = ["workload", "model", *(f"{k.replace('_to_', ' → ').replace('_', ' ')} p50 / p95"
+                                     for k in stages)]  # fmt: skip
+    body = [
+        [r["workload"], _code(r["model"]), *(_pq(r["stages_s"].get(k, {}), "p50", "p95")
+                                             for k in stages)]
+        for r in rows
+    ]  # fmt: skip
+    return [
+        "", "### Where each message's time went (fetch trace)", "",
+        *_table(header, body, "ll" + "r" * len(stages)), "",
+        "*Per message (publish → received by the worker's consumer → started by its pool), then "
+        "per job (→ the job's start, its run), over every repeat; the consumer thread's CPU per "
+        "message and share of the wall time are in the notes (`fetch_consumer_*`).*",
+    ]  # fmt: skip
+
+
 def _caveats(doc: dict[str, Any]) -> list[str]:
     meta = doc.get("metadata", {})
     cfg = meta.get("config", {})
@@ -458,6 +481,7 @@ def render_markdown(doc: dict[str, Any], chart_notes: dict[str, str | None]) -> 
     lines += ["", "### Per-job latency and how the work was spread", ""]
     lines += _latency_table(doc)
     lines += _balance_table(doc)
+    lines += _stages_table(doc)
     lines += [
         "",
         "*Percentiles over every job of every repeat; processes and threads count all repeats "

@@ -64,3 +64,10 @@ def enqueued(scope_key: str) -> str:
 def meta(scope_key: str) -> str:
     """Hash of scope facts written by the producer: n_jobs, batch_size, enqueue times."""
     return f"{scope_key}:meta"
+
+
+def fetch_path(scope_key: str) -> str:
+    """Hash first job id of a message -> JSON ``shared.fetch_path.MessageTrace``: when the
+    worker received the message and when its pool started it. Written only when the fetch trace
+    is on (``JOBBENCH_FETCH_TRACE``); absent otherwise."""
+    return f"{scope_key}:fetch"

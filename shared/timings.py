@@ -12,6 +12,7 @@ of one ``HINCRBY`` per job.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
@@ -23,13 +24,14 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, Final, Literal
 
+import httpx
 import orjson
 import redis
 import requests
 from redis.typing import EncodableT, FieldT
 
 from shared import keys
-from shared.workloads import ResultMode, Workload, run_cpu_job, run_io_job
+from shared.workloads import ResultMode, Workload, run_cpu_job, run_io_job, run_io_job_async
 
 Outcome = Literal["ok", "error"]
 
@@ -166,6 +168,57 @@ def timed_job(
         job_id, workload, model=model, pool=pool, started_at_ns=started,
         enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
     )  # fmt: skip
+
+
+async def timed_io_job_async(
+    client: httpx.AsyncClient,
+    job_id: int,
+    url: str,
+    *,
+    model: str,
+    pool: str,
+    mode: ResultMode = "digest",
+    enqueued_at_ns: int | None = None,
+    attempt: int = 1,
+) -> JobRecord:
+    """``timed_job`` for one IO job on an event loop: the same retries, the same record."""
+    started = time.time_ns()
+    output: str | None = None
+    error: str | None = None
+    try:
+        output = await run_io_job_async(client, url, mode)
+    except Exception as exc:  # a failing job is data, not a crash of the harness
+        error = describe_error(exc)
+    return job_record(
+        job_id, "io", model=model, pool=pool, started_at_ns=started,
+        enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
+    )  # fmt: skip
+
+
+#: One IO job to gather: (job id, URL, enqueued_at_ns, attempt).
+GatheredJob = tuple[int, str, int, int]
+
+
+def gather_io_jobs(
+    jobs: Sequence[GatheredJob], *, model: str, pool: str, mode: ResultMode = "digest"
+) -> list[JobRecord]:
+    """Run IO jobs concurrently on a new event loop, one ``httpx.AsyncClient()`` with the
+    library's defaults (at most 100 connections) for all of them, as a user calls
+    ``asyncio.run`` from a synchronous task. One record per job, in the order given."""
+
+    async def gather() -> list[JobRecord]:
+        async with httpx.AsyncClient() as client:
+            return list(
+                await asyncio.gather(*(
+                    timed_io_job_async(
+                        client, job_id, url, model=model, pool=pool, mode=mode,
+                        enqueued_at_ns=enqueued_at_ns, attempt=attempt,
+                    )
+                    for job_id, url, enqueued_at_ns, attempt in jobs
+                ))
+            )  # fmt: skip
+
+    return asyncio.run(gather())
 
 
 #: Longest error message kept in a record (characters): enough for the cause, not a page.

@@ -13,18 +13,24 @@ believes it started.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
 from celery import Celery, concurrency, signals
 
-from shared.settings import Settings, SettingsError
+from shared.fetch_path import FETCH_TRACE_ENV
+from shared.settings import Settings, SettingsError, env_flag, env_value
+from worker import fetch_trace
 
 #: The one task's registered name (the producer sends by name, so it never imports the worker).
 RUN_JOBS_TASK = "jobbench.run_jobs"
+#: The task that runs a message's IO jobs at once on an event loop (``celery_solo_asyncio``).
+RUN_IO_GATHERED_TASK = "jobbench.run_io_jobs_gathered"
 
 #: Environment variable: seconds an unacknowledged message may stay with a worker before the
 #: Redis transport hands it to another consumer.
@@ -87,6 +93,38 @@ def acks_late(env: dict[str, str] | None = None) -> bool:
     if raw not in ("", "0", "1"):
         raise SettingsError(f"{ACKS_LATE_ENV} must be 0 or 1: got {raw!r}")
     return raw != "0"
+
+
+#: Environment variable: the worker process's ``sys.setswitchinterval`` (seconds): how long a
+#: thread may hold the GIL before another thread that wants it gets it. The threads pool's one
+#: consumer thread (fetching messages) competes with every request thread for the GIL, so this
+#: bounds how long a fetched message can wait for the consumer (issue 18 measures its effect).
+SWITCH_INTERVAL_ENV = "JOBBENCH_WORKER_SWITCH_INTERVAL_S"
+#: Python's own switch interval (s), what a worker keeps when the variable is unset.
+DEFAULT_SWITCH_INTERVAL_S = 0.005
+#: Largest accepted switch interval (s): beyond a second the other threads would starve.
+MAX_SWITCH_INTERVAL_S = 1.0
+
+
+def switch_interval_s(env: dict[str, str] | None = None) -> float:
+    """``JOBBENCH_WORKER_SWITCH_INTERVAL_S`` as seconds (0 < s <= 1), else Python's default."""
+    raw = env_value(SWITCH_INTERVAL_ENV, env)
+    if raw is None:
+        return DEFAULT_SWITCH_INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{SWITCH_INTERVAL_ENV} must be a number: got {raw!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SWITCH_INTERVAL_S):
+        raise SettingsError(
+            f"{SWITCH_INTERVAL_ENV} must be > 0 and <= {MAX_SWITCH_INTERVAL_S:g} s: got {raw!r}"
+        )
+    return value
+
+
+def fetch_trace_on(env: dict[str, str] | None = None) -> bool:
+    """``JOBBENCH_FETCH_TRACE``: record every message's fetch path (``shared.fetch_path``)."""
+    return bool(env_flag(FETCH_TRACE_ENV, env))
 
 
 def create_app(broker_url: str | None = None) -> Celery:
@@ -163,6 +201,15 @@ def _detect_pool(sender: Any = None, **_: Any) -> None:
         _running_pool = pool_name(sender.pool_cls)
 
 
+def _tune_worker(**_: Any) -> None:
+    """Worker-only settings, applied at ``worker_init`` (never at import: the producer imports
+    this module too): the switch interval, and the fetch-path trace when asked for. Prefork
+    children inherit both at fork."""
+    sys.setswitchinterval(switch_interval_s())
+    if fetch_trace_on():
+        fetch_trace.enable()
+
+
 def _watch_parent(**_: Any) -> None:
     """Exit when the owning producer is gone, so no worker outlives a killed benchmark.
 
@@ -190,4 +237,5 @@ def _watch_parent(**_: Any) -> None:
 # Connected by call (Celery's decorators are untyped); strong references, as the handlers are
 # module-level functions that must live as long as the worker.
 signals.worker_init.connect(_detect_pool, weak=False)
+signals.worker_init.connect(_tune_worker, weak=False)
 signals.worker_ready.connect(_watch_parent, weak=False)

@@ -1,11 +1,13 @@
-"""The worker's one task: a thin wrapper around ``shared.timings.timed_job``.
+"""The worker's tasks: thin wrappers around ``shared.timings`` (``timed_job`` one job after the
+other, ``gather_io_jobs`` every IO job of the message at once on an event loop).
 
 A message carries a batch of jobs (enqueueing one message per job costs ~1 ms each, which would
 dominate 15,000 millisecond-sized CPU jobs), but every job keeps its own timing record. Per
 message the task makes exactly two Redis round trips: one Lua call counting the delivery of every
 job (``HINCRBY`` each, so a redelivered job shows ``attempt`` > 1) and one ``HSET`` of all its
 records (idempotent: a redelivery overwrites the job's one field, it never adds a row). The task
-returns nothing: the records are the result, so no result payload ever travels back.
+returns nothing: the records are the result, so no result payload ever travels back. With the
+fetch-path trace on (``worker.fetch_trace``), the message's trace rides in that same round trip.
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ from collections.abc import Sequence
 import redis
 from celery.exceptions import Reject
 
+from shared import fetch_path
 from shared.settings import Settings
-from shared.timings import TASK_WORKLOADS, TaskWorkload, TimingStore, timed_job
+from shared.timings import (
+    HOSTNAME,
+    TASK_WORKLOADS,
+    JobRecord,
+    TaskWorkload,
+    TimingStore,
+    gather_io_jobs,
+    timed_job,
+)
 from shared.workloads import RESULT_MODES, ResultMode
-from worker.app import RUN_JOBS_TASK, app, running_pool
+from worker import fetch_trace
+from worker.app import RUN_IO_GATHERED_TASK, RUN_JOBS_TASK, app, running_pool
 
 #: One job as it travels in a message: ``[job_id, arg, enqueued_at_ns]`` (JSON has no tuples).
 JobSpec = Sequence[int | str]
@@ -55,8 +67,33 @@ def run_jobs_body(
     scope_key: str, workload: str, model: str, mode: str, jobs: list[list[int | str]]
 ) -> None:
     """Run and record every job of one message (the task; its records are its result)."""
+    _run_task(scope_key, workload, model, mode, jobs, gathered=False)
+
+
+def run_io_jobs_gathered_body(
+    scope_key: str, workload: str, model: str, mode: str, jobs: list[list[int | str]]
+) -> None:
+    """Run every IO job of one message at once on an event loop (``gather_io_jobs``), and
+    record each (the task; its records are its result)."""
+    _run_task(scope_key, workload, model, mode, jobs, gathered=True)
+
+
+def _run_task(
+    scope_key: str,
+    workload: str,
+    model: str,
+    mode: str,
+    jobs: list[list[int | str]],
+    *,
+    gathered: bool,
+) -> None:
+    # First: the stamps belong to this task, whatever happens next.
+    stamps = fetch_trace.take()
     try:
-        run_message(timing_store(), scope_key, workload, model, mode, jobs, pool=running_pool())
+        run_message(
+            timing_store(), scope_key, workload, model, mode, jobs,
+            pool=running_pool(), gathered=gathered, stamps=stamps,
+        )  # fmt: skip
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # The timing Redis is gone (a restart): the jobs' records are not saved. Failing would
         # let late acks acknowledge the message and lose its jobs; give it back instead. If the
@@ -73,32 +110,61 @@ def run_message(
     jobs: Sequence[JobSpec],
     *,
     pool: str,
+    gathered: bool = False,
+    stamps: fetch_trace.Stamps | None = None,
 ) -> int:
     """Count the deliveries, run and time each job, save every record; returns how many.
 
+    ``gathered``: the IO jobs run at once on an event loop instead of one after the other.
+    ``stamps``: the message's fetch path, saved with the records (``shared.fetch_path``).
     Everything timing capture costs a worker is here (``jobbench overhead`` times these steps
     against the bare jobs, job by job).
     """
     workload_, mode_ = _checked(workload, mode)
+    if gathered and workload_ != "io":
+        raise ValueError(f"only IO jobs can be gathered on an event loop: got {workload_!r}")
     job_ids = [int(job[0]) for job in jobs]
     attempts = store.start_attempts(scope_key, job_ids)
-    records = [
-        timed_job(
-            job_id,
-            workload_,
-            job[1],
-            model=model,
-            pool=pool,
-            mode=mode_,
-            enqueued_at_ns=int(job[2]),
-            attempt=attempt,
+    records: list[JobRecord]
+    if gathered:
+        records = gather_io_jobs(
+            [(job_id, str(job[1]), int(job[2]), attempt)
+             for job_id, job, attempt in zip(job_ids, jobs, attempts, strict=True)],
+            model=model, pool=pool, mode=mode_,
+        )  # fmt: skip
+    else:
+        records = [
+            timed_job(
+                job_id,
+                workload_,
+                job[1],
+                model=model,
+                pool=pool,
+                mode=mode_,
+                enqueued_at_ns=int(job[2]),
+                attempt=attempt,
+            )
+            for job_id, job, attempt in zip(job_ids, jobs, attempts, strict=True)
+        ]
+    if stamps is None or not job_ids:
+        store.save(scope_key, records)
+    else:
+        trace = fetch_path.MessageTrace(
+            first_job_id=job_ids[0],
+            n_jobs=len(job_ids),
+            published_at_ns=int(jobs[0][2]),
+            received_at_ns=stamps.received_at_ns,
+            prerun_at_ns=stamps.prerun_at_ns,
+            consumer_cpu_ns=stamps.consumer_cpu_ns,
+            consumer_pid=stamps.consumer_pid,
+            host=HOSTNAME,
         )
-        for job_id, job, attempt in zip(job_ids, jobs, attempts, strict=True)
-    ]
-    store.save(scope_key, records)
+        fetch_path.save(store, scope_key, records, trace)
     return len(records)
 
 
-#: The task (``jobbench.run_jobs``). Registered by call rather than decorator so the typed body
-#: above stays visible to mypy (Celery ships no type information).
+#: The tasks (``jobbench.run_jobs``, ``jobbench.run_io_jobs_gathered``). Registered by call
+#: rather than decorator so the typed bodies above stay visible to mypy (Celery ships no type
+#: information).
 run_jobs = app.task(name=RUN_JOBS_TASK)(run_jobs_body)
+run_io_jobs_gathered = app.task(name=RUN_IO_GATHERED_TASK)(run_io_jobs_gathered_body)

@@ -102,6 +102,9 @@ class RunResult:
     records: list[JobRecord]
     params: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Durations (s) the model measured per message or job beside the records, by stage (the
+    #: Celery fetch path); the row gets their percentiles over every repeat as ``stages_s``.
+    stages_s: dict[str, list[float]] = field(default_factory=dict)
 
 
 class RunIncomplete(RuntimeError):

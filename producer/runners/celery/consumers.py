@@ -4,8 +4,9 @@ the nodes expected)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +24,31 @@ INSPECT_TIMEOUT_S = 1.0
 
 def consuming_nodes(app: Celery, queue: str, timeout_s: float = INSPECT_TIMEOUT_S) -> set[str]:
     """One ``inspect active_queues`` broadcast: the nodes consuming ``queue`` right now."""
-    replies = app.control.inspect(timeout=timeout_s).active_queues() or {}
+    with _own_connection(app) as conn:
+        replies = app.control.inspect(timeout=timeout_s, connection=conn).active_queues() or {}
     return {
         node for node, queues in replies.items()
         if any(q.get("name") == queue for q in queues or [])
     }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _own_connection(app: Celery) -> Iterator[Any]:
+    """A broker connection of its own for one broadcast, closed after it, never the app's pool.
+
+    On Redis a broadcast collects its replies with ``BRPOP``s, and the last one is still pending
+    when the broadcast's time is up. Back in the app's pool, that connection would be closed by
+    kombu's after-fork clean-up in every process forked later (a ``multiprocessing.Pool``
+    child), which then waits forever for that reply on the socket it shares with this process
+    (measured: the pool of a later model hung). Closed here, in this process, the pending reply
+    is read once (at most the broadcast's timeout) and nothing is left for a child.
+    """
+    conn = app.connection_for_write()
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def wait_for_consumers(
@@ -111,9 +132,11 @@ def find_consumers(
             f"no Celery worker consumes queue {queue!r} on {redact_url(broker_url)} after "
             f"{wait_s:g} s (start one: celery -A worker.app worker --pool={pool} -Q {queue})"
         )
-    stats = app.control.inspect(
-        destination=consumers, timeout=inspect_timeout_s, limit=len(consumers)
-    ).stats() or {}  # fmt: skip
+    with _own_connection(app) as conn:
+        stats = app.control.inspect(
+            destination=consumers, timeout=inspect_timeout_s, limit=len(consumers),
+            connection=conn,
+        ).stats() or {}  # fmt: skip
     nodes: dict[str, int] = {}
     prefetch = 0
     for node in consumers:

@@ -5,6 +5,12 @@ threads, solo), each run once per broker of the run (``celery_prefork``, ``celer
 jobs, waits for every job's record in Redis and loads them (timed by the harness, so broker and
 record round trips are part of what Celery costs); ``stop`` shuts the worker down.
 
+A model may run several worker nodes on its one queue (``nodes``: parallel fetch), pass its
+workers a switch interval (``switch_interval_s``), turn Celery's prefetch off
+(``disable_prefetch``) or call another task (``task_name``): the levers of issue 18, each a
+model of its own in a file of this package. With ``fetch_trace`` on, every message's fetch path
+(``shared.fetch_path``) is recorded and broken down in the row.
+
 With ``external_workers`` the runner starts nothing: ``start`` waits for workers someone else
 started (docker compose services, other machines) consuming ``<queue_prefix>.<pool>``, sums
 their concurrency, and ``stop`` leaves them and their queue alone. Timings always go to the
@@ -17,7 +23,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -35,9 +41,17 @@ from producer.runners.celery import publish, workers
 from producer.runners.celery.consumers import ExternalWorkers, find_consumers, wait_for_consumers
 from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import ServiceError
+from shared import fetch_path
+from shared.fetch_path import FETCH_TRACE_ENV
 from shared.settings import REDIS_SCHEMES, Settings, redact_url
-from shared.timings import TimingStore
+from shared.timings import JobRecord, TimingStore
 from shared.workloads import Workload
+from worker.app import (
+    DEFAULT_SWITCH_INTERVAL_S,
+    RUN_JOBS_TASK,
+    SWITCH_INTERVAL_ENV,
+    switch_interval_s,
+)
 
 #: Threads of the threads pool for IO: like ``threading`` in the seed, enough that the seed's
 #: 100 requests all wait on the network at once.
@@ -81,45 +95,8 @@ class CeleryOptions:
     celery_concurrency: int | None = None
     #: Worker processes (nodes) started per pool, all consuming the pool's one queue.
     celery_nodes: int = 1
-
-
-@dataclass
-class LocalNodes:
-    """Several worker processes of one pool on one queue (``celery_nodes`` > 1): the facts
-    ``run`` needs, under the same names as a ``WorkerProcess``."""
-
-    nodes: list[WorkerProcess] = field(default_factory=list)
-
-    @property
-    def queue(self) -> str:
-        return self.nodes[0].queue
-
-    @property
-    def pool(self) -> PoolName:
-        return self.nodes[0].pool
-
-    @property
-    def broker_url(self) -> str:
-        return self.nodes[0].broker_url
-
-    @property
-    def prefetch_multiplier(self) -> int:
-        return self.nodes[0].prefetch_multiplier
-
-    @property
-    def concurrency(self) -> int:
-        return sum(w.concurrency for w in self.nodes)
-
-    @property
-    def nodename(self) -> str:
-        return ",".join(w.nodename for w in self.nodes)
-
-    @property
-    def startup_s(self) -> float:
-        return sum(w.startup_s for w in self.nodes)  # started one after the other
-
-    def alive(self) -> bool:
-        return all(w.alive() for w in self.nodes)
+    #: Record every message's fetch path (``shared.fetch_path``) and break it down per row.
+    fetch_trace: bool = False
 
 
 def broker_labels(brokers: Sequence[str], settings: Settings) -> dict[str, str | None]:
@@ -176,11 +153,15 @@ class CeleryRunner(Runner):
         "them and the results coming back through Redis are part of what Celery costs."
     )
     pool: ClassVar[PoolName]
+    #: The task every message calls (they all take the same arguments).
+    task_name: ClassVar[str] = RUN_JOBS_TASK
 
     def __init__(self, options: RunnerOptions, celery: CeleryOptions | None = None) -> None:
         super().__init__(options)
         self.celery = celery or CeleryOptions()
-        self._worker: WorkerProcess | LocalNodes | ExternalWorkers | None = None
+        self._worker: WorkerProcess | ExternalWorkers | None = None
+        #: The nodes beyond the first when ``nodes`` > 1, on the same queue.
+        self._more: list[WorkerProcess] = []
         self._workload: Workload | None = None
         self._store: TimingStore | None = None
 
@@ -195,6 +176,7 @@ class CeleryRunner(Runner):
 
     @classmethod
     def check(cls, config: object, settings: Settings) -> None:
+        switch_interval_s()  # a malformed JOBBENCH_WORKER_SWITCH_INTERVAL_S: one line, exit 2
         for url in broker_labels(options_for(config, CeleryOptions).brokers, settings).values():
             if url:
                 check_broker(url)
@@ -225,6 +207,9 @@ class CeleryRunner(Runner):
         bs = row.get("params", {}).get("batch_size")
         if bs:
             out.append(f"batch {bs}")
+        fetch = fetch_path.summary_note(row.get("stages_s") or {})
+        if fetch:
+            out.append(fetch)
         return out
 
     @property
@@ -243,10 +228,31 @@ class CeleryRunner(Runner):
         """Messages each slot may reserve ahead (Celery's ``--prefetch-multiplier``)."""
         return 1
 
+    def nodes(self, workload: Workload) -> int:
+        """Worker processes started on the one queue, each of ``worker_concurrency``
+        (``--celery-nodes``, 1 unless a sweep or a model says otherwise)."""
+        return self.celery.celery_nodes
+
+    def disable_prefetch(self, workload: Workload) -> bool:
+        """Celery's ``--disable-prefetch`` (Redis brokers): reserve only for a free slot."""
+        return False
+
+    def switch_interval_s(self, workload: Workload) -> float:
+        """The workers' ``sys.setswitchinterval``: ``JOBBENCH_WORKER_SWITCH_INTERVAL_S``, else
+        Python's default."""
+        return switch_interval_s()
+
+    def worker_env(self, workload: Workload) -> dict[str, str]:
+        """What the workers this runner starts are told through their environment."""
+        return {
+            SWITCH_INTERVAL_ENV: repr(self.switch_interval_s(workload)),
+            FETCH_TRACE_ENV: "1" if self.celery.fetch_trace else "0",
+        }
+
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         if isinstance(self._worker, ExternalWorkers) and self._workload == workload:
             return self._worker.concurrency  # what the running nodes offer together
-        return self.worker_concurrency(workload) * self.celery.celery_nodes
+        return self.worker_concurrency(workload) * self.nodes(workload)
 
     def batch_size(self, workload: Workload, n_jobs: int) -> int:
         if self.celery.batch_size is not None:
@@ -285,38 +291,21 @@ class CeleryRunner(Runner):
         if self.celery.external_workers:
             return self._start_external(workload)
         worker = self._worker
-        if worker is not None and worker.alive() and self._workload == workload:
+        if worker is not None and self._alive() and self._workload == workload:
             return {**self._facts(worker), "reused": True}
         self.stop()
         # A queue of its own per start: runs and tests sharing a Redis never consume each
         # other's messages, and a stopped worker's leftovers are dropped with its queue.
         queue = workers.queue_name(f"{self.model}.{workload}")
-        nodes: list[WorkerProcess] = []
-        try:
-            for _ in range(self.celery.celery_nodes):
-                nodes.append(
-                    workers.start_worker(
-                        pool=self.pool,
-                        concurrency=self.worker_concurrency(workload),
-                        queue=queue,
-                        broker_url=self.broker_url,
-                        redis_url=self.redis_url,
-                        prefetch_multiplier=self.prefetch_multiplier(workload),
-                        heartbeat=self.celery.flower,
-                        # Task events only when Flower is up to show them (they cost ~20 % on
-                        # small tasks).
-                        events=self.celery.flower,
-                        name=self.name,
-                    )
-                )
-            if len(nodes) > 1:
-                self._wait_all_consume(nodes)
-        except BaseException:
-            for started in nodes:
-                workers.stop_worker(started)
-            raise
-        self._worker = nodes[0] if len(nodes) == 1 else LocalNodes(nodes)
+        started = time.perf_counter()
+        self._worker = self._start_node(workload, queue)
         self._workload = workload
+        if self.nodes(workload) > 1:
+            for _ in range(self.nodes(workload) - 1):
+                # One at a time into ``_more``: a failed start still stops the nodes before it.
+                self._more.append(self._start_node(workload, queue))
+            self._wait_all_consume(queue)
+            self._worker.startup_s = time.perf_counter() - started
         # Open the producer's broker connection now so the first timed enqueue does not pay it.
         app = workers.producer_app(self.broker_url)
         with app.producer_or_acquire() as producer:
@@ -324,25 +313,52 @@ class CeleryRunner(Runner):
         self.store.client.ping()
         return {**self._facts(self._worker), "reused": False}
 
-    def _wait_all_consume(self, nodes: list[WorkerProcess]) -> None:
-        """Until every node consumes the queue: a node's start-up probe may have been run by
-        a node started before it, which proves nothing about the newer one."""
-        started = time.perf_counter()
-        expected = {n.nodename for n in nodes}
+    def _start_node(self, workload: Workload, queue: str) -> WorkerProcess:
+        return workers.start_worker(
+            pool=self.pool,
+            concurrency=self.worker_concurrency(workload),
+            queue=queue,
+            broker_url=self.broker_url,
+            redis_url=self.redis_url,
+            prefetch_multiplier=self.prefetch_multiplier(workload),
+            heartbeat=self.celery.flower,
+            # Task events only when Flower is up to show them (they cost ~20 % on small tasks).
+            events=self.celery.flower,
+            name=self.name,
+            disable_prefetch=self.disable_prefetch(workload),
+            env=self.worker_env(workload),
+        )
+
+    def _nodes(self) -> list[WorkerProcess]:
+        first = self._worker
+        return ([first] if isinstance(first, WorkerProcess) else []) + self._more
+
+    def _alive(self) -> bool:
+        """Every node still runs (a dead one holds reserved messages for the visibility
+        timeout: the run is incomplete, and ``wait_complete`` says so at once)."""
+        worker = self._worker
+        if isinstance(worker, ExternalWorkers):
+            return worker.alive()
+        return worker is not None and all(node.alive() for node in self._nodes())
+
+    def _wait_all_consume(self, queue: str) -> None:
+        """A node's start-up probe may have been run by a node started before it: wait until
+        every node consumes the queue, so the first timed repeat has all of them."""
+        nodes = self._nodes()
+        expected = {node.nodename for node in nodes}
 
         def check() -> None:
-            if not all(n.alive() for n in nodes):
-                raise ServiceError(f"{self.model}: a worker node exited during start-up")
+            for node in nodes:
+                if not node.alive():
+                    raise ServiceError(f"celery worker {node.nodename} exited during start-up")
 
+        app = workers.producer_app(self.broker_url)
         seen = wait_for_consumers(
-            workers.producer_app(self.broker_url), nodes[0].queue,
-            wait_s=workers.WORKER_START_TIMEOUT_S, expected=expected, check=check,
-        )  # fmt: skip
+            app, queue, wait_s=workers.WORKER_START_TIMEOUT_S, expected=expected, check=check
+        )
         if not expected <= seen:
-            raise ServiceError(f"{self.model}: worker nodes not consuming after "
-                               f"{workers.WORKER_START_TIMEOUT_S:.0f} s: "
-                               f"{', '.join(sorted(expected - seen))}")  # fmt: skip
-        nodes[-1].startup_s += time.perf_counter() - started
+            missing = ", ".join(sorted(expected - seen))
+            raise ServiceError(f"celery workers not consuming {queue!r} in time: {missing}")
 
     def _start_external(self, workload: Workload) -> dict[str, Any]:
         """Find the workers consuming ``<queue_prefix>.<pool>`` (bounded wait) and size them."""
@@ -361,23 +377,46 @@ class CeleryRunner(Runner):
         self.store.client.ping()
         return {**self._facts(found), "reused": False, "external": True, "nodes": found.nodes}
 
-    def _facts(self, worker: WorkerProcess | LocalNodes | ExternalWorkers) -> dict[str, Any]:
-        return {
+    def _facts(self, worker: WorkerProcess | ExternalWorkers) -> dict[str, Any]:
+        facts = {
             "startup_s": worker.startup_s,
-            "concurrency": worker.concurrency,
+            "concurrency": self._total_concurrency(worker),
             "prefetch_multiplier": worker.prefetch_multiplier,
             "pool": worker.pool,
             "queue": worker.queue,
-            "node": worker.nodename,
+            "node": ",".join(n.nodename for n in self._nodes()) or worker.nodename,
             "broker": redact_url(worker.broker_url),
+            "fetch_trace": self.celery.fetch_trace,
         }
+        return {**facts, **self._levers()}
+
+    def _total_concurrency(self, worker: WorkerProcess | ExternalWorkers) -> int:
+        if isinstance(worker, ExternalWorkers):
+            return worker.concurrency
+        return sum(node.concurrency for node in self._nodes())
+
+    def _levers(self) -> dict[str, Any]:
+        """The settings this model departs from Celery's and Python's defaults with (what the
+        row's params show; empty for the plain pools)."""
+        workload = self._workload
+        if workload is None or isinstance(self._worker, ExternalWorkers):
+            return {}
+        out: dict[str, Any] = {}
+        if self.nodes(workload) > 1:
+            out["nodes"] = self.nodes(workload)
+        if self.disable_prefetch(workload):
+            out["disable_prefetch"] = True
+        if self.switch_interval_s(workload) != DEFAULT_SWITCH_INTERVAL_S:
+            out["switch_interval_s"] = self.switch_interval_s(workload)
+        return out
 
     def stop(self) -> None:
         worker, self._worker, self._workload = self._worker, None, None
+        more, self._more = self._more, []
         if worker is None or isinstance(worker, ExternalWorkers):
             return  # external workers and their queue belong to whoever started them
         try:
-            for node in worker.nodes if isinstance(worker, LocalNodes) else [worker]:
+            for node in [*more, worker]:
                 if urlsplit(node.broker_url).scheme not in REDIS_SCHEMES:
                     _wake_for_shutdown(node)
                 workers.stop_worker(node)
@@ -408,6 +447,7 @@ class CeleryRunner(Runner):
             else self.batch_size(batch.workload, batch.n_jobs)
         )
         app = workers.producer_app(worker.broker_url)
+        concurrency = self._total_concurrency(worker)
         enqueued = publish.enqueue(
             batch,
             app=app,
@@ -418,10 +458,12 @@ class CeleryRunner(Runner):
             ranges=ranges,
             meta={
                 "pool": worker.pool,
-                "concurrency": worker.concurrency,
+                "concurrency": concurrency,
                 "prefetch_multiplier": worker.prefetch_multiplier,
                 "node": worker.nodename,
+                **self._levers(),
             },
+            task=self.task_name,
         )
         collector = publish.RecordCollector(self.store, enqueued.scope_key, enqueued.ranges)
         wait_s = publish.wait_complete(
@@ -430,7 +472,7 @@ class CeleryRunner(Runner):
             batch.n_jobs,
             model=self.model,
             timeout_s=self.celery.completion_timeout_s,
-            alive=worker.alive,
+            alive=self._alive,
             collector=collector,
         )
         load_started = time.perf_counter()
@@ -438,13 +480,17 @@ class CeleryRunner(Runner):
         if len(records) != batch.n_jobs:  # cannot happen with one HSET per message; be sure
             records = self.store.load(enqueued.scope_key)
         load_s = time.perf_counter() - load_started
+        # Inside the timed window (one HGETALL after the last record) but only with the trace on,
+        # which is why the figures come from a run without it (``make bench-celery-io``).
+        stages, consumer = self._fetch_breakdown(enqueued.scope_key, records)
         return RunResult(
             records=records,
             params={
-                "concurrency": worker.concurrency,
+                "concurrency": concurrency,
                 "batch_size": batch_size,
                 "prefetch_multiplier": worker.prefetch_multiplier,
                 "pool": worker.pool,
+                **self._levers(),
             },
             extra={
                 "enqueue_s": enqueued.enqueue_s,
@@ -458,8 +504,22 @@ class CeleryRunner(Runner):
                 "queue": worker.queue,
                 "node": worker.nodename,
                 "batch_size_auto": self.celery.batch_size is None,
+                **{f"fetch_{k}": v for k, v in consumer.items()},
             },
+            stages_s=stages,
         )
+
+    def _fetch_breakdown(
+        self, scope_key: str, records: list[JobRecord]
+    ) -> tuple[dict[str, list[float]], dict[str, float]]:
+        """The fetch path's stages and the consumer's CPU, when the trace is on (nothing else is
+        read: off, the key does not exist)."""
+        if not self.celery.fetch_trace:
+            return {}, {}
+        traces = fetch_path.load(self.store, scope_key)
+        if not traces:  # external workers without JOBBENCH_FETCH_TRACE
+            return {}, {}
+        return fetch_path.breakdown(traces, records)
 
 
 class CeleryPrefork(CeleryRunner):

@@ -133,6 +133,7 @@ def enqueue(
     workload: TaskWorkload | None = None,
     pipeline_size: int = PUBLISH_PIPELINE_SIZE,
     ranges: Sequence[range] | None = None,
+    task: str = RUN_JOBS_TASK,
 ) -> Enqueued:
     """Publish ``batch`` as messages of ``batch_size`` jobs to ``queue`` (or, given ``ranges``,
     one message per range of job ids: a schedule's chunks, ``batch_size`` then their largest).
@@ -149,7 +150,12 @@ def enqueue(
     scope_key = scope_key_for(batch, model, task_workload)
     if ranges is None:
         ranges = MessageRanges(batch.n_jobs, batch_size)
-    store.client.delete(keys.records(scope_key), keys.attempts(scope_key), keys.enqueued(scope_key))
+    store.client.delete(
+        keys.records(scope_key),
+        keys.attempts(scope_key),
+        keys.enqueued(scope_key),
+        keys.fetch_path(scope_key),
+    )
     scope_meta: dict[str, Any] = {
         "model": model,
         "workload": task_workload,
@@ -179,7 +185,7 @@ def enqueue(
             last_ns = now_ns
             jobs = [[job_id, args[job_id], now_ns] for job_id in ids]
             app.send_task(
-                RUN_JOBS_TASK,
+                task,
                 args=(scope_key, task_workload, model, batch.mode, jobs),
                 queue=queue,
                 producer=producer,

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import FrameType
@@ -111,6 +111,7 @@ def worker_command(
     prefetch_multiplier: int,
     heartbeat: bool = False,
     events: bool = False,
+    disable_prefetch: bool = False,
 ) -> list[str]:
     """The one Celery worker command line: the bench's workers, and the simulated hosts' (which
     run it behind their ``ip netns exec`` prefix). ``nodename`` may hold ``%h``."""
@@ -127,6 +128,9 @@ def worker_command(
     if not heartbeat:
         # Heartbeats only feed monitors (Flower): without one, skip their periodic event traffic.
         cmd.append("--without-heartbeat")
+    if disable_prefetch:
+        # Celery >= 5.6, Redis brokers only: reserve a message only when a pool slot is free.
+        cmd.append("--disable-prefetch")
     return cmd
 
 
@@ -227,12 +231,16 @@ def start_worker(
     events: bool = False,
     name: str = "jobbench",
     start_timeout_s: float = WORKER_START_TIMEOUT_S,
+    disable_prefetch: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> WorkerProcess:
     """Start a worker consuming ``queue`` and wait until it has run a probe job.
 
+    ``env``: extra environment variables of the worker (its switch interval, the fetch trace).
     ``startup_s`` is the time from spawn to the probe's record in Redis. Raises ``ServiceError``
     if the worker exits or stays silent past ``start_timeout_s`` (and then leaves nothing
-    running).
+    running). Another worker already consuming ``queue`` may run the probe instead: a caller
+    starting several nodes on one queue waits for each to consume it (``consumers``).
     """
     if pool not in POOLS:
         raise ValueError(f"unknown pool {pool!r}: choose one of {', '.join(POOLS)}")
@@ -244,11 +252,16 @@ def start_worker(
     cmd = worker_command(
         pool=pool, concurrency=concurrency, nodename=nodename, queue=queue,
         prefetch_multiplier=prefetch_multiplier, heartbeat=heartbeat, events=events,
+        disable_prefetch=disable_prefetch,
     )  # fmt: skip
-    env = worker_env(broker_url=broker_url, redis_url=redis_url)
+    full_env = {**worker_env(broker_url=broker_url, redis_url=redis_url), **(env or {})}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
     )
     worker = WorkerProcess(
         proc=proc,
@@ -318,7 +331,9 @@ def _wait_ready(worker: WorkerProcess, timeout_s: float) -> None:
         )
     finally:
         with contextlib.suppress(Exception):
-            store.client.delete(keys.records(scope_key), keys.attempts(scope_key))
+            store.client.delete(
+                keys.records(scope_key), keys.attempts(scope_key), keys.fetch_path(scope_key)
+            )
         store.client.close()
 
 
