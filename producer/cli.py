@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from rich.console import Console
 
+from producer import embedded_redis
 from producer.services import ServiceError
 from shared.settings import BROKER_SCHEMES, SettingsError, validate_http_url, validate_url
 from shared.workloads import RESULT_MODES, WORKLOADS
@@ -454,6 +455,7 @@ def build_parser() -> Parser:
     from producer import overhead  # same reason: it imports this module
 
     overhead.register(sub)
+    embedded_redis.register(sub)
     return parser
 
 

@@ -1,5 +1,6 @@
 """Start and stop the services a run needs: the HTTP target and, when none is reachable, an
-embedded Redis. Everything started here is stopped on exit, error or Ctrl-C."""
+embedded Redis. Everything started here is stopped on exit, error or Ctrl-C, except the embedded
+Redis store ``resolve_redis`` falls back to (``producer.embedded_redis``: it keeps the data)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from producer.embedded_redis import ensure_store
 from shared.settings import Settings, SettingsError, redact_url
 
 #: How long a service may take to answer after start (s). The target needs ~0.5 s; Redis ~15 ms.
@@ -158,7 +160,8 @@ class ResolvedRedis:
 
 @contextlib.contextmanager
 def resolve_redis(settings: Settings) -> Iterator[ResolvedRedis]:
-    """The Redis to use: the user's (must answer), else the default, else an embedded one."""
+    """The Redis to use: the user's (must answer), else the default, else the embedded store
+    (``producer.embedded_redis``: started if needed, and left running: it is a store)."""
     if settings.redis_url_explicit:
         if not redis_reachable(settings.redis_url):
             raise SettingsError(f"cannot reach Redis at REDIS_URL={redact_url(settings.redis_url)}")
@@ -167,5 +170,10 @@ def resolve_redis(settings: Settings) -> Iterator[ResolvedRedis]:
     if redis_reachable(settings.redis_url):
         yield ResolvedRedis(settings.redis_url, "default")
         return
-    with embedded_redis() as url:
-        yield ResolvedRedis(url, "embedded")
+    yield ResolvedRedis(ensure_store(embedded_redis_binary()).url, "embedded")
+
+
+def resolved_redis_url(settings: Settings) -> str:
+    """``resolve_redis`` for commands that only read or watch: the URL (nothing to stop)."""
+    with resolve_redis(settings) as resolved:
+        return resolved.url
