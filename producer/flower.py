@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from producer.services import ServiceError, free_port, stop_process, wait_until
+from producer.services import ServiceError, free_port, resolved_redis_url, stop_process, wait_until
 from shared.settings import Settings, SettingsError, redact_url
 
 #: Environment variable holding ``user:password`` pairs, comma-separated (Flower's own name).
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m producer.flower",
         description="Run Flower for jobbench's Celery app on 127.0.0.1 until Ctrl-C. "
         f"Basic auth from {BASIC_AUTH_ENV}=user:password; the broker from CELERY_BROKER_URL "
-        "or REDIS_URL (default redis://127.0.0.1:6379/0).",
+        "or REDIS_URL (default redis://127.0.0.1:6379/0 if it answers, else the embedded Redis).",
     )
     parser.add_argument(
         "--port", type=int, default=None,
@@ -229,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        broker = Settings.from_env().effective_broker_url
+        settings = Settings.from_env()
+        broker = settings.broker_url or resolved_redis_url(settings)
         port = args.port if args.port is not None else port_from_env() or DEFAULT_PORT
         with running_flower(broker, port=port, log_to_terminal=True) as flower:
             announce(flower, broker)

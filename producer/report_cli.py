@@ -4,6 +4,7 @@ never measures. ``producer.cli.build_parser`` calls ``register``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from producer.cli import EXIT_FAILURE, EXIT_OK, Parser, bounded, env_option
 from producer.history import (
     Comparison,
     ModelChange,
+    RunNotFound,
     StoredRun,
     compare_docs,
     list_runs,
@@ -25,7 +27,8 @@ from producer.history import (
 )
 from producer.report import build_report, fmt_s
 from producer.results import ResultsError
-from shared.settings import DEFAULT_REDIS_URL, REDIS_SCHEMES, SettingsError, validate_url
+from producer.services import resolved_redis_url
+from shared.settings import REDIS_SCHEMES, Settings, SettingsError, validate_url
 
 EPILOG = """examples:
   jobbench report                                  # redraw report.md and charts of results/latest
@@ -60,8 +63,9 @@ def _common(p: argparse.ArgumentParser, fmt: bool = True) -> None:
         p,
         "--redis-url",
         "REDIS_URL",
-        DEFAULT_REDIS_URL,
-        "Redis keeping every run's summary (a second source besides --out)",
+        None,
+        "Redis keeping every run's summary, a second source besides --out (unset: "
+        "redis://127.0.0.1:6379/0 if it answers, else the embedded Redis store)",
         type=redis_url,
     )
     if fmt:
@@ -131,6 +135,20 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     compare.set_defaults(func=cmd_compare)
 
 
+def _redis_url(args: argparse.Namespace) -> str:
+    """``--redis-url``/``REDIS_URL`` as given, else the Redis every jobbench command resolves to
+    (the default server, else the embedded store, started if needed)."""
+    return str(args.redis_url) if args.redis_url else resolved_redis_url(Settings())
+
+
+def _find_run(ref: str, args: argparse.Namespace) -> StoredRun:
+    """A run on disk needs no Redis: only a run that is not there resolves (and may start) it."""
+    if not args.redis_url:
+        with contextlib.suppress(RunNotFound):
+            return resolve_run(ref, args.out, None)
+    return resolve_run(ref, args.out, _redis_url(args))
+
+
 def _console() -> Console:
     console = Console()
     if not console.is_terminal:  # a pipe or a file: do not squeeze tables to 80 columns
@@ -142,10 +160,10 @@ def _console() -> Console:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run = resolve_run(args.run, args.out, args.redis_url)
+    run = _find_run(args.run, args)
     run_dir = run.run_dir
     if run_dir is None:
-        run_dir, n_rows = materialize(run.run_id, args.out, args.redis_url)
+        run_dir, n_rows = materialize(run.run_id, args.out, _redis_url(args))
         gone = "" if n_rows else "; its job records have expired, so no timeline"
         print(f"restored {run.run_id} from Redis into {run_dir}{gone}", file=sys.stderr)
     for path in build_report(run_dir):
@@ -189,7 +207,7 @@ def run_digest(run: StoredRun) -> dict[str, Any]:
 
 def cmd_history(args: argparse.Namespace) -> int:
     out_dir = args.out if args.source in ("both", "disk") else None
-    url = args.redis_url if args.source in ("both", "redis") else None
+    url = _redis_url(args) if args.source in ("both", "redis") else None
     listing = list_runs(out_dir, url, args.limit)
     if args.source == "redis" and listing.redis_error:
         raise ResultsError(listing.redis_error)  # the only source asked for: exit 2
@@ -317,8 +335,8 @@ def _compare_table(cmp: Comparison, a: StoredRun, b: StoredRun) -> Table:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    a = resolve_run(args.a, args.out, args.redis_url)
-    b = resolve_run(args.b, args.out, args.redis_url)
+    a = _find_run(args.a, args)
+    b = _find_run(args.b, args)
     cmp = compare_docs(a.doc, b.doc)
     pct = args.fail_on_slowdown
     failing = cmp.slowdowns(pct) if pct is not None else []

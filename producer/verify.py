@@ -37,8 +37,9 @@ from rich.table import Table
 
 from producer.cli import EXIT_FAILURE, EXIT_OK, Parser, env_option
 from producer.results import LATEST, RESULTS_FILE, ResultsError
+from producer.services import resolved_redis_url
 from shared import keys
-from shared.settings import DEFAULT_REDIS_URL, REDIS_SCHEMES, SettingsError, redact_url
+from shared.settings import REDIS_SCHEMES, Settings, SettingsError, redact_url
 from shared.settings import validate_url as _validate_url
 from shared.timings import JobRecord
 
@@ -389,8 +390,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
         verify,
         "--redis-url",
         "REDIS_URL",
-        DEFAULT_REDIS_URL,
-        "Redis holding the run's job records",
+        None,
+        "Redis holding the run's job records (unset: redis://127.0.0.1:6379/0 if it answers, "
+        "else the embedded Redis store)",
         type=redis_url_arg,
     )
     env_option(
@@ -401,7 +403,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     run_id = resolve_run_id(args.run, args.out)
-    url: str = args.redis_url
+    url: str = args.redis_url or resolved_redis_url(Settings())
     client = redis.Redis.from_url(
         url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
     )
