@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import need
+from tests.test_brokers import amqp_reachable
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +52,14 @@ NOT_RUN_IF = {
     "--external-workers": "needs workers started elsewhere: tests/test_external_workers.py",
     "10.0.0.5": "names a machine of a real deployment (never a target from here)",
 }
+
+#: Services a command may name that jobbench cannot embed: its URL pattern, name, check, and how
+#: to get one.
+#: A command naming one that does not answer is skipped with that reason (failed under CI).
+NEEDS_SERVICE = [
+    (r"amqp://\S+", "RabbitMQ", amqp_reachable,
+     "apt-get install rabbitmq-server, or COMPOSE_PROFILES=rabbitmq make up"),
+]  # fmt: skip
 
 #: Subcommands that read a stored run: they get a tiny run of their own first.
 READS_RUNS = ("report", "history", "compare", "verify")
@@ -108,6 +119,10 @@ def test_readme_command_runs(command: str, tmp_path: Path) -> None:
     for n in (2, 1):
         if " ".join(words[:n]) in NOT_RUN:
             pytest.skip(NOT_RUN[" ".join(words[:n])])
+    for pattern, service, answers, how in NEEDS_SERVICE:
+        for url in re.findall(pattern, command):
+            where = url.rpartition("@")[2].rstrip("/")
+            need(answers(url), f"no {service} at {where} for this command: {how}")
     out = tmp_path / "results"
     cmd = shrink(command, out)
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
