@@ -47,7 +47,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from producer.results import atomic_write
-from shared.settings import SettingsError
+from shared.settings import DEFAULT_REDIS_URL, Settings, SettingsError, redact_url
 
 #: Overrides the per-user data directory (absolute path); the store lives in its ``redis/``.
 DATA_DIR_ENV = "JOBBENCH_DATA_DIR"
@@ -589,6 +589,20 @@ def cmd_redis(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     return 0
 
 
+def _elsewhere() -> str | None:
+    """Why commands would not use the store right now, if they would not."""
+    settings = Settings.from_env()
+    if settings.redis_url_explicit:
+        return f"REDIS_URL is set: jobbench uses {redact_url(settings.redis_url)}, not this store"
+    client = redis.Redis.from_url(
+        DEFAULT_REDIS_URL, socket_connect_timeout=PROBE_TIMEOUT_S, retry=Retry(NoBackoff(), 0)
+    )
+    with contextlib.suppress(redis.RedisError, OSError), client:
+        if client.ping():
+            return f"a Redis answers at {DEFAULT_REDIS_URL}: jobbench uses it, not this store"
+    return None
+
+
 def _print_status(directory: Path, out: IO[str]) -> None:
     found = status(directory)
     if found is None:
@@ -602,6 +616,9 @@ def _print_status(directory: Path, out: IO[str]) -> None:
             f"data dir: {directory} (append-only file {_human_bytes(found.aof_bytes)})\n"
             f"memory: {found.used_memory}, keys: {found.n_keys}\n"
         )
+    elsewhere = _elsewhere()
+    if elsewhere:
+        out.write(f"note: {elsewhere}\n")
 
 
 def _print_stop(directory: Path, out: IO[str]) -> None:

@@ -250,9 +250,16 @@ def test_redis_status_and_stop(
     store_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(er.DATA_DIR_ENV, str(store_dir.parent))
+    monkeypatch.setenv("REDIS_URL", "redis://:s3cret@10.0.0.5:6379/0")
     for action in ("status", "stop"):
         assert main(["redis", action]) == EXIT_OK
-        assert capsys.readouterr().out == f"no embedded Redis running (data dir {store_dir})\n"
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == f"no embedded Redis running (data dir {store_dir})"
+    assert lines[1:] == []  # stop says nothing about other servers
+    assert main(["redis", "status"]) == EXIT_OK
+    note = capsys.readouterr().out.splitlines()[1]
+    assert "REDIS_URL is set" in note and "s3cret" not in note and "10.0.0.5" in note
+    monkeypatch.delenv("REDIS_URL")
     store = start(store_dir)
     client(store).set("jobbench:k", "v")
     assert main(["redis", "status"]) == EXIT_OK
