@@ -70,8 +70,8 @@ RECORD_SCHEMA = 1
 LOCK_TIMEOUT_S = 120.0
 #: Seconds the server may take to answer PING after start, its append-only file loaded.
 START_TIMEOUT_S = 60.0
-#: Seconds one probe of a port may take: the store is on loopback, it answers in ~0.1 ms.
-PROBE_TIMEOUT_S = 1.0
+#: Seconds one probe of a port may take: ~0.1 ms on loopback, with room for a loaded machine.
+PROBE_TIMEOUT_S = 2.0
 #: Seconds ``stop`` waits for the server to exit after SHUTDOWN (it fsyncs the append-only file).
 STOP_TIMEOUT_S = 15.0
 #: Polling interval while waiting for a start or a stop (s).
@@ -436,19 +436,26 @@ def ensure_store(binary: Path, directory: Path | None = None) -> Store:
                     )
                 return Store(record, directory, started=False)
             previous_port = record.port
+        # Before the record goes: a server still working on the data (hung, or in another
+        # network namespace) keeps its record, and gets no second server beside it.
+        _refuse_a_second_server(directory)
+        if record is not None:
             _note(
                 f"replacing the stale embedded Redis record {directory / RECORD_FILE} "
                 f"(pid {record.pid} on port {record.port} is gone)"
             )
             _remove_record(directory)
-        running = servers_on(directory)
-        if running:
-            raise StoreError(
-                f"a redis-server (pid {', '.join(map(str, running))}) works in {directory} but "
-                f"does not answer as its record {directory / RECORD_FILE} says: stop it "
-                f"(kill {running[0]}) and retry"
-            )
         return Store(_start(binary, directory, previous_port), directory, started=True)
+
+
+def _refuse_a_second_server(directory: Path) -> None:
+    running = servers_on(directory)
+    if running:
+        raise StoreError(
+            f"a redis-server (pid {', '.join(map(str, running))}) works in {directory} but "
+            f"does not answer as its record {directory / RECORD_FILE} says: stop it "
+            f"(kill {running[0]}) and retry"
+        )
 
 
 def _start(binary: Path, directory: Path, previous_port: int | None) -> ServerRecord:
@@ -504,6 +511,7 @@ def status(directory: Path | None = None) -> Status | str | None:
     if record is None:
         return None
     if _is_ours(record, directory) is None:
+        _refuse_a_second_server(directory)
         return f"the record {directory / RECORD_FILE} is stale (pid {record.pid} is gone)"
     client = _client(record.port)
     try:
@@ -536,6 +544,7 @@ def stop(directory: Path | None = None) -> tuple[ServerRecord | None, bool]:
         if record is None:
             return None, False
         if _is_ours(record, directory) is None:
+            _refuse_a_second_server(directory)  # a hung server: the user decides, not us
             _remove_record(directory)
             return record, False
         client = _client(record.port, STOP_TIMEOUT_S)

@@ -7,7 +7,8 @@
 #   2. jobbench verify latest                 -> exit 0 (the store kept the job records)
 #   3. jobbench history                       -> lists the run, from disk and from the store
 #   4. make test (JOBBENCH_FRESH_MACHINE=1)   -> passes; skips only name services that cannot be
-#      embedded (RabbitMQ, a Docker engine, ...): a skip naming Redis fails this check
+#      embedded (RabbitMQ, a Docker engine, ...; pytest -ra lists them): a skip for want of
+#      Redis fails this check
 # Then the store is stopped (jobbench redis stop) and the namespace deleted, also on failure.
 #
 # Needs root and iproute2. Installs on the host first (pip needs the network the namespace lacks).
@@ -93,6 +94,4 @@ if grep -E '^SKIPPED' "$work/test.log" | grep -iE 'no redis|redis (is )?unreacha
     echo "fresh_machine: FAIL: a test skipped for want of Redis, which is embedded" >&2
     exit 1
 fi
-echo "fresh_machine: skipped (count, where, why):"
-grep -E '^SKIPPED' "$work/test.log" || true
-step "passed: $(tail -1 "$work/test.log" | tr -d '=')"
+step "make test passed: $(grep -E '^=+ .*(passed|failed)' "$work/test.log" | tail -1 | tr -d '=')"

@@ -7,6 +7,7 @@ so ``jobbench`` resolves to the embedded store as on a fresh machine)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -39,10 +40,12 @@ def store_dir(tmp_path: Path) -> Iterator[Path]:
     """A private store directory; whatever server works in it is stopped at the end."""
     directory = tmp_path / "data" / "redis"
     yield directory
-    er.stop(directory)
     for pid in er.servers_on(directory):
         os.kill(pid, signal.SIGCONT)  # a test may leave it stopped (SIGSTOP)
-        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(er.StoreError):  # not reachable from here: another namespace's
+        er.stop(directory)
+    for pid in er.servers_on(directory):
+        os.kill(pid, signal.SIGTERM)  # Redis's own clean shutdown
         wait_gone(pid)
 
 
@@ -239,6 +242,10 @@ def test_a_live_server_that_stopped_answering_gets_no_second_server(store_dir: P
         message = one_line(info)
         assert f"pid {first.record.pid}" in message and str(store_dir) in message
         assert er.servers_on(store_dir) == [first.record.pid]
+        for look in (er.status, er.stop):  # neither calls it stale nor forgets its record
+            with pytest.raises(er.StoreError, match=f"pid {first.record.pid}"):
+                look(store_dir)
+        assert er.read_record(store_dir) == first.record
     finally:
         os.kill(first.record.pid, signal.SIGCONT)
 
@@ -337,6 +344,9 @@ def test_bench_then_verify_history_and_a_restart_on_a_fresh_machine(
     assert history.returncode == 0, history.stderr
     assert run_id in [d["run_id"] for d in json.loads(history.stdout)]
     assert jobbench(loopback_only, data, "verify", run_id, "--out", str(out)).returncode == 0
+    stop = jobbench(loopback_only, data, "redis", "stop")
+    assert stop.returncode == 0 and "stopped the embedded Redis" in stop.stdout
+    assert not er.servers_on(store_dir)
 
 
 def test_two_commands_at_once_on_a_fresh_machine_share_one_server(
@@ -353,6 +363,12 @@ def test_two_commands_at_once_on_a_fresh_machine_share_one_server(
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     assert len(er.servers_on(store_dir)) == 1 and er.read_record(store_dir) is not None
+    # From outside the namespace it is a server on the data that does not answer: no second.
+    with pytest.raises(er.StoreError, match="does not answer"):
+        start(store_dir)
+    stop = jobbench(loopback_only, store_dir.parent, "redis", "stop")
+    assert stop.returncode == 0 and "stopped the embedded Redis" in stop.stdout
+    assert not er.servers_on(store_dir)
 
 
 def test_bad_store_input_is_one_line_and_exit_2_from_a_command(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
-from tests.test_brokers import amqp_reachable
+from tests.test_brokers import GET_RABBITMQ, amqp_reachable
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +56,7 @@ NOT_RUN_IF = {
 #: Services a command may name that jobbench cannot embed: its URL pattern, name, check, and how
 #: to get one.
 #: A command naming one that does not answer is skipped with that reason (failed under CI).
-NEEDS_SERVICE = [
-    (r"amqp://\S+", "RabbitMQ", amqp_reachable,
-     "apt-get install rabbitmq-server, or COMPOSE_PROFILES=rabbitmq make up"),
-]  # fmt: skip
+NEEDS_SERVICE = [(r"amqp://\S+", "RabbitMQ", amqp_reachable, GET_RABBITMQ)]
 
 #: Subcommands that read a stored run: they get a tiny run of their own first.
 READS_RUNS = ("report", "history", "compare", "verify")
