@@ -61,18 +61,17 @@ bench-celery: install ## the main job: every model (in-process and Celery) on bo
 bench-inprocess: install ## in-process models only
 	$(BIN)/jobbench bench --models sequential,threading,thread_pool,asyncio,multiprocessing_pool,process_pool,process_pool_map $(ARGS)
 
-# --- performance targets (README "Why Celery is slow by default") ---
-# bench-perf: the seed workloads, >= 5 repeats, only the models the targets compare; each run
-# prints its target ratios (also in results.json "targets"). The CPU run leaves out the threads
-# and solo pools: on CPU jobs each uses one core (the GIL, one process), so neither can be the
-# best Celery pool; the IO run leaves out the models that do 2 requests at a time.
-PERF_REPEAT ?= 5
-PERF_CPU_MODELS ?= multiprocessing_pool,process_pool_map,celery_prefork
-PERF_IO_MODELS ?= asyncio,celery_threads
-.PHONY: bench-perf bench-overhead
-bench-perf: install ## performance targets: CPU and IO seed runs (>= 5 repeats) with their ratios
-	$(BIN)/jobbench bench --workloads cpu --models $(PERF_CPU_MODELS) --repeat $(PERF_REPEAT) $(ARGS)
-	$(BIN)/jobbench bench --workloads io --models $(PERF_IO_MODELS) --repeat $(PERF_REPEAT) $(ARGS)
+# --- performance goals (docs/performance.md) ---
+# bench-perf: `jobbench perf`, K independent runs (PERF_RUNS) of the goals' candidate models on
+# each seed workload, 5 repeats each; every goal's ratio per run with its 95 % interval and
+# verdict, and the run-to-run spread. Run it alone on the machine: figures under load mean little.
+PERF_RUNS ?= 3
+.PHONY: bench-perf bench-overhead calibrate
+bench-perf: install ## performance goals over PERF_RUNS independent runs, ratios with intervals
+	$(BIN)/jobbench perf --runs $(PERF_RUNS) $(ARGS)
+
+calibrate: install ## harness cost: every in-process model against the bare code a user writes
+	$(BIN)/jobbench calibrate $(ARGS)
 
 bench-overhead: install ## Celery without the work: enqueue rate, noop throughput, capture cost, memory
 	$(BIN)/jobbench overhead $(ARGS)
@@ -98,7 +97,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: browser-deps
 
 flower: install ## Flower on 127.0.0.1:5555 (FLOWER_PORT=N) for the Celery app; auth: FLOWER_BASIC_AUTH=u:p
-	$(BIN)/python -m producer.flower --port $(FLOWER_PORT)
+	$(BIN)/jobbench flower --port $(FLOWER_PORT)
 
 up: ## compose: redis, target, a worker per pool, flower, detached (UP_ARGS="--scale worker-threads=3")
 	FLOWER_PORT=$(FLOWER_PORT) $(COMPOSE) up -d --build $(UP_ARGS)

@@ -12,34 +12,69 @@ import contextlib
 import math
 import platform
 import random
+import statistics
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from producer.cli.options import (
+    AUTO,
+    bounded,
+    brokers_option,
+    choice_list,
+    cpu_jobs_option,
+    http_url,
+    io_jobs_option,
+    jitter_ms_option,
+    latency_ms_option,
+    option,
+    out_option,
+    queue_prefix,
+    repeat_or_auto_option,
+    warmup_option,
+    workloads_option,
+)
 from producer.flower import flower_during_run
+from producer.goals import EFFICIENCY_GOALS, run_goals
 from producer.results import SCHEMA
-from producer.runners import RUNNERS, JobBatch, Runner, RunnerOptions, RunResult
-from producer.runners.base import BROKER_SEP, runner_class, usable_cpus
-from producer.runners.celery_pools import check_broker
-from producer.services import ResolvedRedis, Target, resolve_redis, run_target
-from producer.stats import percentiles, summarize
-from producer.targets import run_targets
+from producer.runners import registry
+from producer.runners.base import (
+    JobBatch,
+    RunIncomplete,
+    Runner,
+    RunnerOptions,
+    RunResult,
+    usable_cpus,
+)
+from producer.runners.facts import row_facts
+from producer.runners.registry import runner_class
+from producer.services import (
+    DEFAULT_LATENCY_MS,
+    ResolvedRedis,
+    Target,
+    resolve_redis,
+    run_target,
+)
+from producer.stats import AUTO_MAX_REPEATS, imbalance, percentiles, settled, summarize
 from shared import keys
+from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
 from shared.timings import HOSTNAME, JobRecord, TimingStore
 from shared.workloads import (
     DEFAULT_CPU_JOBS,
     DEFAULT_IO_JOBS,
+    RESULT_MODES,
+    WORKLOADS,
     ResultMode,
     Workload,
     cpu_arg,
 )
+from worker import clock
 
 #: Jobs in a warm-up run (untimed): enough to fault in code paths and connections.
 WARMUP_JOBS = 50
@@ -48,80 +83,86 @@ RECORD_TTL_S = 7 * 24 * 3600
 #: Packages whose versions go into every result's metadata.
 REPORTED_PACKAGES = ("celery", "kombu", "redis", "requests", "httpx", "flower", "uvicorn")
 
-#: The models run by default, in report order.
-DEFAULT_MODELS = (
-    "sequential",
-    "threading",
-    "thread_pool",
-    "asyncio",
-    "multiprocessing_pool",
-    "process_pool",
-    "process_pool_map",
-    "celery_prefork",
-    "celery_threads",
-    "celery_solo",
-)
-
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: tuple[str, ...] = DEFAULT_MODELS
-    workloads: tuple[Workload, ...] = ("io", "cpu")
-    io_jobs: int = DEFAULT_IO_JOBS
-    cpu_jobs: int = DEFAULT_CPU_JOBS
-    latency_ms: float = 160.0
-    jitter_ms: float = 0.0
-    url: str | None = None
-    repeat: int = 3
-    warmup: int = 1
-    shuffle: bool = True
-    seed: int | None = None
-    mode: ResultMode = "digest"
-    out_dir: Path = Path("results")
-    thread_pool_workers: int | None = None
-    chunksize: int | None = None
-    batch_size: int | None = None
-    completion_timeout_s: float = 600.0
-    flower: bool = False
+    """One run's configuration; each field is also its ``jobbench bench`` option."""
+
+    #: Default: every model whose ``default`` hook says so, in display order.
+    models: tuple[str, ...] = option(
+        registry.default_models(), f"comma-separated models ({', '.join(registry.names())})",
+        env="JOBBENCH_MODELS", type=choice_list(registry.names(), "model"),
+    )  # fmt: skip
+    workloads: tuple[Workload, ...] = workloads_option(WORKLOADS, WORKLOADS)
+    io_jobs: int = io_jobs_option(DEFAULT_IO_JOBS)
+    cpu_jobs: int = cpu_jobs_option(DEFAULT_CPU_JOBS)
+    latency_ms: float = latency_ms_option(
+        DEFAULT_LATENCY_MS, "latency of the local HTTP target per request"
+    )
+    jitter_ms: float = jitter_ms_option("uniform ± jitter of the target")
+    url: str | None = option(
+        None, "IO target URL instead of the local target (e.g. https://httpbin.org/ip)",
+        env="JOBBENCH_URL", type=http_url,
+    )  # fmt: skip
+    #: A fixed count, or "auto": each model until its median's 95 % interval is within ±3 %
+    #: (at least 3, at most 10 repeats), one repeat for a model clearly out of the running.
+    repeat: int | str = repeat_or_auto_option(
+        3, "measured repeats per model and workload, or 'auto': until each median's 95%% "
+        "interval is within ±3%% (3-10 repeats; one for a model >= 1.5x the best of its group)",
+    )  # fmt: skip
+    warmup: int = warmup_option("untimed warm-up runs (of a few jobs) per model")
+    shuffle: bool = option(
+        True, "run models in the given order in every repeat (default: shuffled)",
+        flag="--no-shuffle", kind="negated",
+    )  # fmt: skip
+    seed: int | None = option(None, "seed of the model-order shuffle", env="JOBBENCH_SEED",
+                              type=bounded(int, 0, 2**32 - 1))  # fmt: skip
+    mode: ResultMode = option(
+        "digest", "what each job hands back: a digest, or the full result (primes list, body)",
+        flag="--result", env="JOBBENCH_RESULT", choices=RESULT_MODES,
+    )  # fmt: skip
+    out_dir: Path = out_option("results directory: writes OUT/<run_id>/results.json and OUT/latest")
+    thread_pool_workers: int | None = option(
+        None, "ThreadPoolExecutor max_workers (unset: Python's default)",
+        env="JOBBENCH_THREAD_POOL_WORKERS", type=bounded(int, 1, 10_000),
+    )  # fmt: skip
+    chunksize: int | None = option(
+        None, "Pool.map / ProcessPoolExecutor.map chunksize (unset: Pool.map's heuristic)",
+        env="JOBBENCH_CHUNKSIZE", type=bounded(int, 1, 1_000_000),
+    )  # fmt: skip
+    batch_size: int | None = option(
+        None, "Celery: jobs per message (unset: chosen from jobs and concurrency)",
+        env="JOBBENCH_BATCH_SIZE", type=bounded(int, 1, 100_000),
+    )  # fmt: skip
+    completion_timeout_s: float = option(
+        600.0, "Celery: seconds to wait for every job before naming the missing ones",
+        flag="--timeout-s", env="JOBBENCH_TIMEOUT_S", type=bounded(float, 0.1, 86_400.0),
+    )  # fmt: skip
+    flower: bool = option(False, "keep Flower up during the run and print its URL", kind="flag")
     #: Celery brokers to compare, each "redis" (the run's Redis) or a URL; empty: the one broker
     #: (CELERY_BROKER_URL, else the run's Redis). Every Celery model runs once per broker.
-    brokers: tuple[str, ...] = ()
+    brokers: tuple[str, ...] = brokers_option(
+        (), "compare brokers: each Celery model runs once per entry, 'redis' (the run's Redis) "
+        "or a URL; rows are named celery_<pool>@amqp etc.",
+    )  # fmt: skip
     #: Celery: measure workers started elsewhere, on queues ``<queue_prefix>.<pool>``.
-    external_workers: bool = False
-    queue_prefix: str = "jobbench"
-    external_wait_s: float = 60.0
-
-
-#: The label of a broker in model names, by URL scheme (``celery_prefork@amqp``).
-BROKER_LABELS = {"amqp": "amqp", "amqps": "amqp", "pyamqp": "amqp",
-                 "redis": "redis", "rediss": "redis", "unix": "redis"}  # fmt: skip
-
-
-def broker_labels(brokers: Sequence[str], settings: Settings) -> dict[str, str | None]:
-    """Label -> broker URL for the Celery models; the label "" (plain model names, comparable with
-    older runs) and the URL None stand for the run's own Redis."""
-    wanted = brokers or (settings.broker_url or "redis",)
-    out: dict[str, str | None] = {}
-    for raw in wanted:
-        if raw == "redis" or raw == settings.redis_url:
-            out[""] = None
-            continue
-        base = BROKER_LABELS.get(raw.partition("://")[0], "broker")
-        label, n = base, 1
-        while label in out and out[label] != raw:
-            n += 1
-            label = f"{base}{n}"
-        out[label] = raw
-    return out
+    external_workers: bool = option(
+        False, "Celery: start no worker; publish to QUEUE.<pool> and measure the workers "
+        "consuming it (docker compose services, other machines)",
+        env="JOBBENCH_EXTERNAL_WORKERS", kind="flag",
+    )  # fmt: skip
+    queue_prefix: str = option(
+        "jobbench", "with --external-workers: queue prefix, pool P is consumed from QUEUE.P",
+        flag="--queue", env="JOBBENCH_QUEUE", type=queue_prefix,
+    )  # fmt: skip
+    external_wait_s: float = option(
+        60.0, "with --external-workers: seconds to wait for a worker on each queue",
+        env="JOBBENCH_EXTERNAL_WAIT_S", type=bounded(float, 0.1, 3600.0),
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
 Progress = Callable[[str, int, int], None]
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
 def package_versions() -> dict[str, str]:
@@ -162,6 +203,31 @@ def job_args(workload: Workload, n_jobs: int, url: str) -> list[int | str]:
     return [url] * n_jobs
 
 
+def balance(results: Sequence[RunResult]) -> dict[str, Any]:
+    """How evenly each repeat's work spread over its lanes (a lane: one thread of one process on
+    one host, so a process of a pool, or a thread of a thread pool): per repeat the tail (first
+    lane idle to last job done) and its share of the jobs' window, and the median repeat's busy
+    time per lane."""
+    per_repeat = []
+    for res in results:
+        lanes: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+        for r in res.records:
+            lanes[f"{r.host}:{r.pid}:{r.thread}"].append((r.started_at_ns, r.finished_at_ns))
+        per_repeat.append(imbalance(lanes))
+    if not per_repeat:
+        return {}
+    shares = [b["tail_share"] for b in per_repeat]
+    middle = per_repeat[sorted(range(len(shares)), key=shares.__getitem__)[(len(shares) - 1) // 2]]
+    busy = list(middle["busy_s"].values())
+    return {
+        "lanes": middle["lanes"],
+        "tail_s": summarize([b["tail_s"] for b in per_repeat]),
+        "tail_share": summarize(shares),
+        "busy_s_min": min(busy, default=0.0),
+        "busy_s_max": max(busy, default=0.0),
+    }
+
+
 def record_stats(
     records: Sequence[JobRecord], clock_shift_ns: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
@@ -200,7 +266,7 @@ class ModelRun:
     """Everything measured for one (model, workload)."""
 
     model: str
-    family: str
+    runner: type[Runner]
     workload: Workload
     n_jobs: int
     concurrency: int
@@ -208,10 +274,33 @@ class ModelRun:
     wall_s: list[float] = field(default_factory=list)
     results: list[RunResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Why it stopped repeating: "fixed" (--repeat N), or with --repeat auto "settled" (its
+    #: median's interval is narrow enough), "cap" or "out of contention".
+    stop_reason: str = "fixed"
+
+    @property
+    def family(self) -> str:
+        return self.runner.family
 
     def median_index(self) -> int:
         order = sorted(range(len(self.wall_s)), key=lambda i: self.wall_s[i])
         return order[(len(order) - 1) // 2]
+
+
+#: ``--repeat auto``: a model whose fastest repeat is slower than this many times the best
+#: median of its group (in-process, Celery) cannot be the best of it: one repeat is enough to
+#: say so, and more would only lengthen the run.
+CONTENTION_FACTOR = 1.5
+#: Workloads where the baseline's median is part of a goal (the CPU ideal): it is never cut short.
+BASELINE_NEEDED = frozenset(goal.workload for goal in EFFICIENCY_GOALS)
+
+
+def out_of_contention(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline: bool) -> bool:
+    """Whether ``run`` (measured at least once) is clearly slower than the best of its group."""
+    if not run.wall_s or (keep_baseline and run.runner.baseline):
+        return False
+    peers = [statistics.median(r.wall_s) for r in runs if r.wall_s and r.family == run.family]
+    return min(run.wall_s) > CONTENTION_FACTOR * min(peers)
 
 
 def _ideal_s(
@@ -234,9 +323,7 @@ def summarize_runs(
     clock_shift_ns: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     seq = {
-        r.workload: summarize(r.wall_s)["median"]
-        for r in runs
-        if r.model == "sequential" and r.wall_s
+        r.workload: summarize(r.wall_s)["median"] for r in runs if r.runner.baseline and r.wall_s
     }
     out = []
     for run in runs:
@@ -252,13 +339,14 @@ def summarize_runs(
         for res in run.results:
             for k, v in res.extra.items():
                 extras[k].append(v)
-        out.append({
+        row: dict[str, Any] = {
             "workload": run.workload,
             "model": run.model,
             "family": run.family,
             "params": {**rep.params, "concurrency": run.concurrency, "result_mode": mode},
             "n_jobs": run.n_jobs,
             "repeats": len(run.wall_s),
+            "repeats_stop": run.stop_reason,
             "wall_s": wall,
             "jobs_per_s": run.n_jobs / median if median > 0 else None,
             "speedup_vs_sequential": (seq_median / median) if seq_median and median > 0 else None,
@@ -271,7 +359,12 @@ def summarize_runs(
             "extra": {k: (summarize(v) if all(isinstance(x, int | float) for x in v) else v)
                       for k, v in extras.items()},
             **record_stats(records, clock_shift_ns),
-        })  # fmt: skip
+            "balance": balance(run.results),
+        }  # fmt: skip
+        # What the table, report, charts and goals need to know about the model, stored so a
+        # results.json renders on its own.
+        row.update(row_facts(run.runner, row))
+        out.append(row)
     return out
 
 
@@ -286,7 +379,7 @@ class Bench:
         self.steps_done = 0
         self.run_id = new_run_id()
         self.rng = random.Random(config.seed)
-        self.brokers = broker_labels(config.brokers, settings)
+        registry.require_available(config.models)
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[Target | None]:
@@ -305,23 +398,12 @@ class Bench:
             flower_during_run(self.config.flower, self.settings.broker_url or redis.url),
         ):
             store = TimingStore.from_url(redis.url)
-            for broker_url in self.brokers.values():
-                if broker_url and self._uses_celery():
-                    check_broker(broker_url)
+            self._check_models()
             url = self.config.url or (target.url if target else "")
-            broker = self.settings.broker_url or redis.url
             options = RunnerOptions(
                 thread_pool_workers=self.config.thread_pool_workers,
                 chunksize=self.config.chunksize,
                 redis_url=redis.url,
-                broker_url=broker,
-                batch_size=self.config.batch_size,
-                completion_timeout_s=self.config.completion_timeout_s,
-                flower=self.config.flower,
-                external_workers=self.config.external_workers,
-                queue_prefix=self.config.queue_prefix,
-                external_wait_s=self.config.external_wait_s,
-                extra={"run_id": self.run_id},
             )
             self._publish_own_clock(store)
             runs: list[ModelRun] = []
@@ -331,9 +413,7 @@ class Bench:
             if target is not None:
                 latency["io"] = target.latency_ms / 1000
             else:
-                seq = [
-                    r for r in runs if r.workload == "io" and r.model == "sequential" and r.wall_s
-                ]
+                seq = [r for r in runs if r.workload == "io" and r.runner.baseline and r.wall_s]
                 latency["io"] = summarize(seq[0].wall_s)["median"] / seq[0].n_jobs if seq else None
             doc = {
                 "schema": SCHEMA,
@@ -350,10 +430,7 @@ class Bench:
                             "configured" if target else "sequential median / n_jobs"
                         ),
                     },
-                    "brokers": {
-                        label or "redis": redact_url(url or redis.url)
-                        for label, url in self.brokers.items()
-                    },
+                    **self._models_metadata(redis.url),
                     "clocks": self._clocks_metadata(store, runs),
                 },
                 "results": summarize_runs(
@@ -362,7 +439,7 @@ class Bench:
             }
             # The performance targets (README "Why Celery is slow by default"), judged within
             # this one run.
-            doc["targets"] = run_targets(doc)
+            doc["targets"] = run_goals(doc)
             self._keep_summary(store, doc)
             self.runs = runs
             return doc
@@ -371,50 +448,49 @@ class Bench:
     def steps_total(self) -> int:
         c = self.config
         pairs = sum(len(self.model_names(w)) for w in c.workloads)
-        return pairs * c.repeat
+        return pairs * (AUTO_MAX_REPEATS if c.repeat == AUTO else int(c.repeat))
 
     def model_names(self, workload: Workload) -> list[str]:
-        """The models run on ``workload``: each Celery model once per broker
-        (``celery_prefork``, ``celery_prefork@amqp``), in ``--models`` then ``--brokers`` order."""
+        """The rows run on ``workload``, in ``--models`` order, each model expanded into its
+        variants (a Celery model once per broker: ``celery_prefork``, ``celery_prefork@amqp``)."""
         names = []
         for model in self.config.models:
-            cls = RUNNERS[model]
-            if workload not in cls.workloads:
-                continue
-            if cls.family != "celery":
-                names.append(model)
-                continue
-            names.extend(f"{model}{BROKER_SEP}{b}" if b else model for b in self.brokers)
+            cls = runner_class(model)
+            if workload in cls.workloads:
+                names.extend(cls.variants(self.config, self.settings))
         return names
 
-    def _uses_celery(self) -> bool:
-        return any(RUNNERS[m].family == "celery" for m in self.config.models)
-
     def _runner(self, model: str, options: RunnerOptions) -> Runner:
-        cls = runner_class(model)
-        if cls.family == "celery":
-            label = model.partition(BROKER_SEP)[2]
-            url = self.brokers[label] or options.redis_url
-            options = replace(options, broker_url=url, broker_label=label)
-        return cls(options)
+        return runner_class(model).create(model, options, self.config, self.settings)
+
+    def _check_models(self) -> None:
+        """Each model's ``check`` before anything is measured; a check several models inherit
+        (the Celery pools' broker check) runs once."""
+        checks: dict[object, type[Runner]] = {}
+        for model in self.config.models:
+            cls = runner_class(model)
+            checks.setdefault(getattr(cls.check, "__func__", cls.check), cls)
+        for cls in checks.values():
+            cls.check(self.config, self.settings)
+
+    def _models_metadata(self, redis_url: str) -> dict[str, Any]:
+        """What the models of this run add to its metadata (the Celery brokers)."""
+        out: dict[str, Any] = {}
+        for cls in dict.fromkeys(runner_class(m) for m in self.config.models):
+            out.update(cls.run_metadata(self.config, self.settings, redis_url))
+        return out
 
     # --- clocks (worker.clock) ------------------------------------------------------------------
 
     def _publish_own_clock(self, store: TimingStore) -> None:
         """Measure and publish the producer's own offset against the run's Redis TIME."""
-        from worker import clock
-
         clock.publish(store.client, clock.measure_offset(store.client))
 
     def _clock_shift(self, store: TimingStore) -> dict[str, int]:
-        from worker import clock
-
         return clock.relative_offsets_ns(clock.load_offsets(store.client), HOSTNAME)
 
     def _clocks_metadata(self, store: TimingStore, runs: Sequence[ModelRun]) -> dict[str, Any]:
         """Each host's offset and error bound, for the hosts that ran a job of this run."""
-        from worker import clock
-
         hosts = {HOSTNAME} | {
             rec.host for run in runs for res in run.results for rec in res.records
         }
@@ -464,7 +540,7 @@ class Bench:
                 info = runner.start(workload)
                 info.setdefault("startup_s", time.perf_counter() - t0)
                 runs[name] = ModelRun(
-                    model=name, family=runner.family, workload=workload, n_jobs=n_jobs,
+                    model=name, runner=type(runner), workload=workload, n_jobs=n_jobs,
                     concurrency=runner.concurrency(workload, n_jobs), start_info=info,
                 )  # fmt: skip
                 for w in range(self.config.warmup):
@@ -472,12 +548,13 @@ class Bench:
                         self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode
                     )
                     runner.run(warm)
-            for rep in range(self.config.repeat):
-                order = list(names)
+            while active := [n for n in names if not self._enough(workload, runs[n], runs)]:
+                order = list(active)
                 if self.config.shuffle:
                     self.rng.shuffle(order)
                 for name in order:
-                    self.progress(f"{workload}: {name} repeat {rep + 1}/{self.config.repeat}")
+                    rep = len(runs[name].wall_s)
+                    self.progress(f"{workload}: {name} repeat {rep + 1}")
                     batch = JobBatch(self.run_id, workload, args, rep, self.config.mode)
                     t0 = time.perf_counter()
                     result = runners[name].run(batch)
@@ -492,11 +569,21 @@ class Bench:
                 runner.stop()
         return [runs[n] for n in names if n in runs]
 
+    def _enough(self, workload: Workload, run: ModelRun, runs: Mapping[str, ModelRun]) -> bool:
+        """Whether ``run`` needs no more repeats; sets its ``stop_reason``."""
+        if self.config.repeat != AUTO:
+            return len(run.wall_s) >= int(self.config.repeat)
+        if settled(run.wall_s):
+            run.stop_reason = "cap" if len(run.wall_s) >= AUTO_MAX_REPEATS else "settled"
+            return True
+        if out_of_contention(run, runs.values(), keep_baseline=workload in BASELINE_NEEDED):
+            run.stop_reason = "out of contention"
+            return True
+        return False
+
     def _check(self, name: str, batch: JobBatch, result: RunResult) -> None:
         ids = sorted(r.job_id for r in result.records)
         if ids != list(range(batch.n_jobs)):
-            from producer.runners.base import RunIncomplete
-
             missing = sorted(set(range(batch.n_jobs)) - set(ids))
             raise RunIncomplete(name, missing, batch.n_jobs)
 
@@ -504,9 +591,9 @@ class Bench:
         self, store: TimingStore, model: str, batch: JobBatch, result: RunResult
     ) -> None:
         """In-process records go to Redis too (after the timed window), so every model's job
-        timings live in one place; Celery runners already wrote theirs from the workers."""
+        timings live in one place; models whose workers store their own already wrote them."""
         scope = keys.scope(self.run_id, model, batch.workload, batch.repeat)
-        if runner_class(model).family != "celery":
+        if not runner_class(model).stores_own_records:
             meta = {"n_jobs": batch.n_jobs, "model": model, "workload": batch.workload}
             store.register_scope(self.run_id, scope, meta)
             for i in range(0, len(result.records), 5000):

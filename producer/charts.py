@@ -33,13 +33,16 @@ from matplotlib.ticker import FuncFormatter
 
 from producer.history import Verdict, verdicts
 from producer.results import ResultsError, atomic_open
+from producer.runners.facts import facts
 
 #: Resolution of the PNGs (dots per inch): 100 keeps the pixel size equal to the inch size x 100.
 DPI = 100
 #: Narrowest figure (inches): titles and the legend of a single-workload run must still fit.
 MIN_WIDTH_IN = 12.0
-#: Colour per model family in the wall-time chart.
-FAMILY_COLORS = {"in-process": "#4c72b0", "celery": "#dd8452"}
+#: Colours of the model groups (results.json ``family``) in the wall-time chart, given out in
+#: the order the groups first appear in the results.
+GROUP_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860", "#da8bc3")
+#: A group beyond those, or a row without one.
 OTHER_FAMILY_COLOR = "#8c8c8c"
 #: Process colours on the timeline (tab10 without red, which marks failed jobs).
 PROCESS_COLORS = (
@@ -57,8 +60,6 @@ MAX_LABELLED_LANES = 16
 MAX_DRAWN_ROWS = 150
 #: Timeline panel height grows with its rows up to this many rows, then stays put.
 MAX_PANEL_ROWS = 40
-#: Models left out of the timeline: one lane of back-to-back jobs, the baseline with no pool.
-TIMELINE_SKIP = frozenset({"sequential"})
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -89,6 +90,14 @@ class WallBar:
     efficiency: float | None
     winner: bool
     failed: bool
+    baseline: bool = False
+
+
+def group_colors(families: Sequence[str]) -> dict[str, str]:
+    """A colour per group label, in the order given (an empty label gets the neutral grey)."""
+    named = [f for f in dict.fromkeys(families) if f]
+    colors = dict(zip(named, GROUP_COLORS, strict=False))
+    return {f: colors.get(f, OTHER_FAMILY_COLOR) for f in dict.fromkeys(families)}
 
 
 def wall_time_data(doc: dict[str, Any]) -> dict[str, list[WallBar]]:
@@ -98,10 +107,11 @@ def wall_time_data(doc: dict[str, Any]) -> dict[str, list[WallBar]]:
     for row in doc["results"]:
         wall = row["wall_s"]
         workload = str(row["workload"])
+        about = facts(row)
         out.setdefault(workload, []).append(
             WallBar(
                 model=str(row["model"]),
-                family=str(row.get("family", "")),
+                family=about.family,
                 median_s=float(wall["median"]),
                 min_s=float(wall["min"]),
                 max_s=float(wall["max"]),
@@ -113,6 +123,7 @@ def wall_time_data(doc: dict[str, Any]) -> dict[str, list[WallBar]]:
                 efficiency=row.get("efficiency"),
                 winner=winners.get(workload) == row["model"],
                 failed=bool(row.get("n_error")),
+                baseline=about.baseline,
             )
         )
     for bars in out.values():
@@ -144,7 +155,7 @@ def verdict_headline(v: Verdict) -> str:
 
 def _bar_label(bar: WallBar) -> str:
     parts = [f"{bar.median_s:.3g} s"]
-    if bar.speedup is not None and bar.model != "sequential":
+    if bar.speedup is not None and not bar.baseline:
         parts.append(f"{bar.speedup:.2g}x seq")
     if bar.efficiency is not None:
         parts.append(f"{bar.efficiency:.0%} of ideal")
@@ -175,9 +186,10 @@ def draw_wall_time(doc: dict[str, Any], path: Path) -> Path:
         f"run {doc['run_id']}  ·  {meta.get('cpu_count', '?')} cores",
         fontsize=12,
     )
+    palette = group_colors([str(r.get("family", "")) for r in doc["results"]])
     for ax, (workload, bars) in zip(axes, data.items(), strict=True):
         ys = list(range(len(bars)))
-        colors = [FAMILY_COLORS.get(b.family, OTHER_FAMILY_COLOR) for b in bars]
+        colors = [palette.get(b.family, OTHER_FAMILY_COLOR) for b in bars]
         drawn = ax.barh(
             ys,
             [b.median_s for b in bars],
@@ -239,7 +251,7 @@ def draw_wall_time(doc: dict[str, Any], path: Path) -> Path:
         ax.grid(axis="x", which="both", alpha=0.3, zorder=0)
     families = dict.fromkeys(b.family for bars in data.values() for b in bars)
     handles: list[Any] = [
-        Patch(color=FAMILY_COLORS.get(f, OTHER_FAMILY_COLOR), label=f or "other") for f in families
+        Patch(color=palette.get(f, OTHER_FAMILY_COLOR), label=f or "other") for f in families
     ]
     handles += [
         Patch(facecolor="white", edgecolor="black", linewidth=2.0, label="★ fastest"),
@@ -379,7 +391,7 @@ def timeline_data(doc: dict[str, Any], jobs: Sequence[JobRow]) -> list[Timeline]
     for row in doc["results"]:
         workload, model = str(row["workload"]), str(row["model"])
         rows = by_key.get((workload, model))
-        if model in TIMELINE_SKIP or not rows:
+        if not rows or not facts(row).in_timeline:
             continue
         t0 = min(min(j.enqueued_at_ns, j.started_at_ns) for j in rows)
         lanes_jobs: dict[tuple[str, int, str], list[JobRow]] = defaultdict(list)
@@ -408,7 +420,7 @@ def timeline_data(doc: dict[str, Any], jobs: Sequence[JobRow]) -> list[Timeline]
             Timeline(
                 workload=workload,
                 model=model,
-                family=str(row.get("family", "")),
+                family=facts(row).family,
                 lanes=lanes,
                 n_jobs=len(rows),
                 n_processes=len(threads_per_pid),
@@ -441,6 +453,10 @@ def _shade(color: str, factor: float) -> tuple[float, float, float]:
     """``color`` mixed towards white by ``factor`` (0: unchanged)."""
     r, g, b = to_rgb(color)
     return (r + (1 - r) * factor, g + (1 - g) * factor, b + (1 - b) * factor)
+
+
+#: The shaded tail of a timeline panel.
+TAIL_COLOR = "#f2c14e"
 
 
 def _draw_lanes(ax: Any, tl: Timeline) -> None:
@@ -479,6 +495,16 @@ def _draw_lanes(ax: Any, tl: Timeline) -> None:
         kind = "processes" if tl.n_processes == len(tl.lanes) else "threads"
         how = f"{tl.n_rows / MAX_DRAWN_ROWS:.3g} per row" if banded else "1 lane each"
         ax.set_ylabel(f"{len(tl.lanes)} {kind}\n({how})", fontsize=8)
+    ends = [
+        max(b.start_s + max(b.duration_s, 0.0) for b in lane.bars) for lane in tl.lanes if lane.bars
+    ]
+    if len(ends) > 1 and max(ends) > min(ends):
+        # The tail: from the first lane going idle to the last job's end (report "Load balance").
+        ax.axvspan(min(ends), max(ends), color=TAIL_COLOR, alpha=0.25, zorder=1, linewidth=0)
+        ax.text(
+            max(ends), 0.02, f" tail {max(ends) - min(ends):.3g} s",
+            transform=ax.get_xaxis_transform(), fontsize=7.5, color="#8a6d00", va="bottom",
+        )  # fmt: skip
     if tl.ideal_s:
         ax.axvline(tl.ideal_s, color="black", linestyle="--", linewidth=1.2, zorder=3)
     if tl.wall_median_s:
@@ -537,6 +563,7 @@ def draw_timeline(doc: dict[str, Any], jobs: Sequence[JobRow], path: Path) -> Pa
     handles = [
         Patch(color=PROCESS_COLORS[0], label="job (one colour per process; shades alternate)"),
         Patch(color=FAILED_COLOR, label="failed job"),
+        Patch(color=TAIL_COLOR, alpha=0.25, label="tail: first lane idle → last job done"),
         Line2D([], [], color="black", linestyle="--", label="ideal wall time (physical limit)"),
         Line2D([], [], color="#555555", linestyle=":", linewidth=1.5, label="median wall time"),
     ]

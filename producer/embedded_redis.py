@@ -21,11 +21,12 @@ Never a silent fallback to a different store (that would split a user's history 
 directory that cannot be written, a port taken by something else, a record whose server still
 runs but does not answer, an append-only file the server refuses to load: each is a
 ``StoreError``, one line naming the problem and the path (exit 2).
+
+``jobbench redis status|stop`` (``producer.cli.redis``) shows and stops it.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -35,19 +36,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TypeVar
 
 import psutil
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from producer.errors import ServiceError
+from producer.processes import free_port
 from producer.results import atomic_write
-from shared.settings import DEFAULT_REDIS_URL, Settings, SettingsError, redact_url
 
 #: Overrides the per-user data directory (absolute path); the store lives in its ``redis/``.
 DATA_DIR_ENV = "JOBBENCH_DATA_DIR"
@@ -80,9 +81,9 @@ POLL_S = 0.02
 PORT_TRIES = 3
 
 
-class StoreError(SettingsError):
+class StoreError(ServiceError):
     """The embedded store cannot be used as set up: data directory, record, port, append-only
-    file (one-line message naming the path; exit 2, like every Redis resolution error)."""
+    file (one-line message naming the path; exit 2, ``ServiceError.exit_code``)."""
 
 
 class PortTaken(StoreError):
@@ -326,12 +327,6 @@ def _note(message: str) -> None:
         sys.stderr.write(f"jobbench: note: {message}\n")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def _log_tail(log: Path, offset: int) -> str:
     """The reason a start failed: the last warning the server logged since ``offset``."""
     try:
@@ -365,7 +360,14 @@ def _failure(directory: Path, log: Path, reason: str, port: int) -> StoreError:
 
 def _launch(binary: Path, directory: Path, port: int) -> ServerRecord:
     """Start the server on ``port`` (daemonized: its own session, reparented to init, so it
-    outlives this command and never becomes its zombie) and return its record."""
+    outlives this command and never becomes its zombie) and return its record.
+
+    Not ``producer.services.redis_server`` nor ``producer.processes.spawn``: those run a child in
+    the foreground (``--daemonize no``) and stop it when the command ends, which is what a
+    throw-away Redis needs. The store must outlive the command; as a foreground child it would
+    stay this process's child until then (a zombie of a long-lived parent such as a test session
+    if it exits first), so Redis daemonizes itself and names its pid in ``--pidfile``, which is how
+    the record learns the pid the ``redis-server`` launcher no longer has."""
     log, pidfile = directory / LOG_FILE, directory / PID_FILE
     with contextlib.suppress(FileNotFoundError):
         pidfile.unlink()
@@ -413,7 +415,7 @@ def _choose_port(previous: int | None) -> tuple[int, bool]:
         return fixed, True
     if previous and not _listening(previous):
         return previous, False
-    return _free_port(), False
+    return free_port(HOST), False
 
 
 def ensure_store(binary: Path, directory: Path | None = None) -> Store:
@@ -566,94 +568,3 @@ def stop(directory: Path | None = None) -> tuple[ServerRecord | None, bool]:
             )
         _remove_record(directory)
         return record, True
-
-
-# --- ``jobbench redis`` --------------------------------------------------------------------------
-
-P = TypeVar("P", bound=argparse.ArgumentParser)
-
-EPILOG = """examples:
-  jobbench redis status      # the embedded Redis: URL, pid, data dir, memory, keys
-  jobbench redis stop        # shut it down (its data stays; the next command starts it again)
-"""
-
-
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover - the loop always returns
-
-
-def cmd_redis(args: argparse.Namespace, out: IO[str] | None = None) -> int:
-    """``jobbench redis status|stop``: exit 0, also when no embedded Redis runs."""
-    out = sys.stdout if out is None else out
-    directory = store_dir()
-    action: Callable[[Path, IO[str]], None] = {
-        "status": _print_status, "stop": _print_stop,
-    }[args.action]  # fmt: skip
-    action(directory, out)
-    return 0
-
-
-def _elsewhere() -> str | None:
-    """Why commands would not use the store right now, if they would not."""
-    settings = Settings.from_env()
-    if settings.redis_url_explicit:
-        return f"REDIS_URL is set: jobbench uses {redact_url(settings.redis_url)}, not this store"
-    client = redis.Redis.from_url(
-        DEFAULT_REDIS_URL, socket_connect_timeout=PROBE_TIMEOUT_S, retry=Retry(NoBackoff(), 0)
-    )
-    with contextlib.suppress(redis.RedisError, OSError), client:
-        if client.ping():
-            return f"a Redis answers at {DEFAULT_REDIS_URL}: jobbench uses it, not this store"
-    return None
-
-
-def _print_status(directory: Path, out: IO[str]) -> None:
-    found = status(directory)
-    if found is None:
-        out.write(f"no embedded Redis running (data dir {directory})\n")
-    elif isinstance(found, str):
-        out.write(f"no embedded Redis running: {found}; the next command replaces it\n")
-    else:
-        r = found.record
-        out.write(
-            f"embedded Redis {r.redis_version} at {r.url}: pid {r.pid}, up {found.uptime_s} s\n"
-            f"data dir: {directory} (append-only file {_human_bytes(found.aof_bytes)})\n"
-            f"memory: {found.used_memory}, keys: {found.n_keys}\n"
-        )
-    elsewhere = _elsewhere()
-    if elsewhere:
-        out.write(f"note: {elsewhere}\n")
-
-
-def _print_stop(directory: Path, out: IO[str]) -> None:
-    record, stopped = stop(directory)
-    if stopped and record is not None:
-        out.write(f"stopped the embedded Redis (pid {record.pid}); its data stays in {directory}\n")
-    elif record is not None:
-        out.write(f"no embedded Redis running; removed the stale record of pid {record.pid}\n")
-    else:
-        out.write(f"no embedded Redis running (data dir {directory})\n")
-
-
-def register(sub: argparse._SubParsersAction[P]) -> None:
-    """Add ``jobbench redis status|stop|start``."""
-    p = sub.add_parser(
-        "redis",
-        help="the embedded Redis store: status, stop",
-        description="jobbench's own Redis, used when REDIS_URL is unset and nothing answers at "
-        f"redis://127.0.0.1:6379/0. Data: ${DATA_DIR_ENV}/redis, else "
-        "$XDG_DATA_HOME/jobbench/redis, else ~/.local/share/jobbench/redis (append-only).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "action",
-        choices=("status", "stop"),
-        help="status: URL, pid, data dir, memory, keys; stop: shut it down (its data stays)",
-    )
-    p.set_defaults(func=cmd_redis)

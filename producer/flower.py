@@ -1,36 +1,37 @@
 """Flower, the Celery monitor, as a child process on loopback: ``jobbench bench --flower`` and
-``make flower`` (``python -m producer.flower``).
+``jobbench flower`` (``make flower``).
 
 Flower is started the Celery way, ``python -m celery -A worker.app flower --address=127.0.0.1
 --port=N``, so it watches the project's app on the broker the workers use. Basic auth comes from
 ``FLOWER_BASIC_AUTH`` (``user:password``, several separated by commas), which Flower reads from
 its own environment: the password never appears on a command line (``ps`` shows those).
 
-Flower sees what workers *send*: task events (``-E``, on in ``worker.app``) and heartbeats
-(the Celery runners keep them on when ``--flower`` is given), so it must be up before the
-workers start. Without basic auth Flower's REST API answers 401 unless the user opts in with
-``FLOWER_UNAUTHENTICATED_API=true``; this module never sets that for them, because an
-unauthenticated API also allows cross-origin requests from any web page the browser opens.
+Flower sees what workers *send*: task events and heartbeats. ``worker.app`` leaves task
+events off (they cost ~20 % on small tasks); the Celery runners start their workers with ``-E``
+and heartbeats only when ``--flower`` is given, and the compose workers always pass ``-E``. So
+Flower must be up before the workers start. Without basic auth Flower's REST API answers 401
+unless the user opts in with ``FLOWER_UNAUTHENTICATED_API=true``; this module never sets that for
+them, because an unauthenticated API also allows cross-origin requests from any web page the
+browser opens.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from producer.services import ServiceError, free_port, resolved_redis_url, stop_process, wait_until
-from shared.settings import Settings, SettingsError, redact_url
+from producer.errors import ServiceError
+from producer.processes import free_port, stop_process, wait_until
+from shared.settings import SettingsError, env_value, redact_url
 
 #: Environment variable holding ``user:password`` pairs, comma-separated (Flower's own name).
 BASIC_AUTH_ENV = "FLOWER_BASIC_AUTH"
@@ -47,8 +48,6 @@ START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 5.0
 #: Lines of Flower's log quoted when it fails to start.
 LOG_TAIL_LINES = 20
-#: Seconds between two liveness checks of the foreground Flower (``make flower``).
-ALIVE_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,8 @@ def parse_basic_auth(raw: str | None) -> tuple[tuple[str, str], ...]:
 
 def port_from_env(env: Mapping[str, str] | None = None) -> int | None:
     """``FLOWER_PORT`` as a port number, or None when unset."""
-    raw = (os.environ if env is None else env).get(PORT_ENV, "").strip()
-    if not raw:
+    raw = env_value(PORT_ENV, env)
+    if raw is None:
         return None
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise SettingsError(f"{PORT_ENV} must be a port number (1-65535): got {raw!r}")
@@ -152,7 +151,7 @@ def running_flower(
     file, quoted if it fails to start and deleted after a clean stop, unless
     ``log_to_terminal``.
     """
-    raw_auth = os.environ.get(BASIC_AUTH_ENV) if basic_auth is None else basic_auth
+    raw_auth = env_value(BASIC_AUTH_ENV) if basic_auth is None else basic_auth
     pairs = parse_basic_auth(raw_auth)
     auth_value = ",".join(f"{u}:{p}" for u, p in pairs) or None
     if port is None:
@@ -213,37 +212,3 @@ def flower_during_run(enabled: bool, broker_url: str) -> Iterator[Flower | None]
     with running_flower(broker_url) as flower:
         announce(flower, broker_url)
         yield flower
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``make flower``: Flower in the foreground, its log on the terminal, until Ctrl-C."""
-    parser = argparse.ArgumentParser(
-        prog="python -m producer.flower",
-        description="Run Flower for jobbench's Celery app on 127.0.0.1 until Ctrl-C. "
-        f"Basic auth from {BASIC_AUTH_ENV}=user:password; the broker from CELERY_BROKER_URL "
-        "or REDIS_URL (default redis://127.0.0.1:6379/0 if it answers, else the embedded Redis).",
-    )
-    parser.add_argument(
-        "--port", type=int, default=None,
-        help=f"port on 127.0.0.1 [env {PORT_ENV}; default {DEFAULT_PORT}]",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-        broker = settings.broker_url or resolved_redis_url(settings)
-        port = args.port if args.port is not None else port_from_env() or DEFAULT_PORT
-        with running_flower(broker, port=port, log_to_terminal=True) as flower:
-            announce(flower, broker)
-            with contextlib.suppress(KeyboardInterrupt):
-                while flower.alive():
-                    time.sleep(ALIVE_CHECK_INTERVAL_S)
-                sys.stderr.write(f"flower: exited with code {flower.proc.returncode}\n")
-                return 1
-    except (ServiceError, SettingsError) as exc:
-        sys.stderr.write(f"flower: error: {exc}\n")
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

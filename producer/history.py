@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +20,14 @@ from typing import Any, cast
 
 import redis
 
+from producer.errors import ResultsError, RunNotFound
 from producer.results import (
     JOBS_FILE,
+    LATEST,
     RESULTS_FILE,
-    ResultsError,
     atomic_write,
     load_results,
+    locate_run,
     migrate,
     write_jobs_csv,
 )
@@ -35,15 +37,9 @@ from shared.timings import JobRecord, TimingStore
 
 #: Two-sided significance level of the tests (pyperf and hyperfine's Welch script use 95 %).
 ALPHA = 0.05
-#: Redis must answer within this long (s): history and compare are interactive commands, and a
-#: dead Redis must cost a second, not the client's default wait.
+#: Redis must answer within this long (s): history, compare, report and verify are interactive
+#: commands, and a dead Redis must cost seconds, not the client's default wait.
 REDIS_TIMEOUT_S = 2.0
-#: The run-directory alias ``jobbench bench`` maintains (``<out>/latest``).
-LATEST = "latest"
-
-
-class RunNotFound(ResultsError):
-    """No run by that name on disk or in Redis (one-line message)."""
 
 
 # --- significance ---------------------------------------------------------------------------
@@ -316,7 +312,8 @@ class StoredRun:
     sources: tuple[str, ...]
 
 
-def _client(redis_url: str) -> redis.Redis:
+def interactive_client(redis_url: str) -> redis.Redis:
+    """A Redis client that gives up after ``REDIS_TIMEOUT_S``."""
     return redis.Redis.from_url(
         redis_url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
     )
@@ -345,33 +342,51 @@ def run_dirs(out_dir: Path) -> Iterator[Path]:
             yield child
 
 
-def resolve_run(ref: str, out_dir: Path, redis_url: str | None) -> StoredRun:
-    """Find a run by directory, results.json path, ``latest``, or run id (on disk under
-    ``out_dir``, then in Redis)."""
-    candidates = [Path(ref)]
-    if "/" not in ref and ref not in (".", ".."):
-        candidates.append(out_dir / ref)
-    for path in candidates:
-        if (path.is_dir() and (path / RESULTS_FILE).is_file()) or path.is_file():
-            doc = load_results(path)
-            run_dir = path if path.is_dir() else path.parent
-            return StoredRun(str(doc["run_id"]), doc, run_dir.resolve(), ("disk",))
+def resolve_run(ref: str, out_dir: Path, redis_url: str | Callable[[], str] | None) -> StoredRun:
+    """The run ``ref`` names, with its summary: a run directory, a results.json, ``latest`` or a
+    run id (on disk under ``out_dir``, else in Redis when ``redis_url`` is given: a URL, or how to
+    get one, called only for a run id that is not on disk, so a run on disk needs no Redis)."""
+    path = locate_run(ref, out_dir)
+    if path is not None:
+        doc = load_results(path)
+        return StoredRun(str(doc["run_id"]), doc, path.parent.resolve(), ("disk",))
     where = f"no run {ref!r}: not a run directory, not in {out_dir}/"
-    if redis_url is None or ref == LATEST:
+    if redis_url is None or ref == LATEST or not keys.RUN_ID_PATTERN.fullmatch(ref):
         raise RunNotFound(where)
+    url = redis_url() if callable(redis_url) else redis_url
     try:
-        client = _client(redis_url)
+        client = interactive_client(url)
         try:
             found = _redis_summary(client, ref)
         finally:
             client.close()
     except redis.RedisError as exc:
         raise RunNotFound(
-            f"{where}, and Redis at {redact_url(redis_url)} is unreachable ({exc})"
+            f"{where}, and Redis at {redact_url(url)} is unreachable ({exc})"
         ) from None
     if found is None:
-        raise RunNotFound(f"{where}, not in Redis at {redact_url(redis_url)}")
+        raise RunNotFound(f"{where}, not in Redis at {redact_url(url)}")
     return StoredRun(str(found["run_id"]), found, None, ("redis",))
+
+
+def resolve_run_id(ref: str, out_dir: Path) -> str:
+    """The id of the run ``ref`` names, as ``resolve_run`` finds it on disk (only the id is read,
+    so a run whose results.json is partial still resolves), else ``ref`` itself if it looks like
+    a run id (its records are then looked up in Redis by the caller)."""
+    path = locate_run(ref, out_dir)
+    if path is not None:
+        try:
+            run_id = str(json.loads(path.read_text(encoding="utf-8"))["run_id"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ResultsError(f"cannot read the run id from {path}: {exc}") from None
+        if not keys.RUN_ID_PATTERN.fullmatch(run_id):
+            raise ResultsError(f"{path} holds a malformed run id {run_id!r}")
+        return run_id
+    if ref == LATEST:
+        raise RunNotFound(f"no run {LATEST!r}: {out_dir / LATEST} is not a run directory")
+    if not keys.RUN_ID_PATTERN.fullmatch(ref):
+        raise RunNotFound(f"no run {ref!r}: not a run directory, and not a run id")
+    return ref
 
 
 @dataclass
@@ -409,7 +424,7 @@ def list_runs(out_dir: Path | None, redis_url: str | None, limit: int) -> Listin
     redis_error = None
     if redis_url is not None:
         try:
-            client = _client(redis_url)
+            client = interactive_client(redis_url)
             index = cast(
                 "list[tuple[bytes, float]]", client.zrange(keys.RUNS_INDEX, 0, -1, withscores=True)
             )
@@ -457,7 +472,7 @@ def materialize(run_id: str, out_dir: Path, redis_url: str) -> tuple[Path, int]:
     """Write ``<out_dir>/<run_id>/results.json`` (and jobs.csv while Redis still holds the job
     records) from Redis alone, so a run whose directory is gone can be reported again.
     Returns the run directory and the number of job rows written (0: records expired)."""
-    client = _client(redis_url)
+    client = interactive_client(redis_url)
     try:
         doc = _redis_summary(client, run_id)
         if doc is None:

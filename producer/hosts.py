@@ -18,41 +18,52 @@ run (or ``jobbench hosts --cleanup``) removes what a SIGKILLed run left behind.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import ctypes
 import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from producer.cli import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    Parser,
+import redis
+from rich.table import Table
+
+from producer.bench import Bench, BenchConfig
+from producer.cli.options import (
     bounded,
-    broker_list,
-    choice_list,
-    env_option,
+    brokers_option,
+    cpu_jobs_option,
+    io_jobs_option,
+    latency_ms_option,
+    option,
+    out_option,
+    repeat_option,
+    warmup_option,
+    workloads_option,
 )
-from producer.services import ServiceError, free_port, redis_reachable, stop_process, wait_until
+from producer.console import ProgressFn, make_console
+from producer.errors import ServiceError
+from producer.processes import Popen, spawn, stop
+from producer.report import build_report
+from producer.results import JOBS_FILE, write_jobs_csv, write_run
+from producer.runners.celery import consumers, workers
+from producer.runners.celery.models import broker_labels, celery_runner
+from producer.services import redis_server, run_target
 from shared import keys
-from shared.settings import redact_url
+from shared.settings import Settings, redact_url
+from shared.timings import TimingStore
 from shared.workloads import WORKLOADS, Workload
+from worker import clock
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Simulated hosts live on ``10.250.<k>.0/24``: private (RFC 1918) and rarely used; ``k`` is
@@ -240,60 +251,20 @@ def network(n_hosts: int, host_names: Sequence[str] | None = None) -> Iterator[N
 # --- processes -------------------------------------------------------------------------------
 
 
-#: prctl(2) option: the signal a process gets when its parent dies.
-PR_SET_PDEATHSIG = 1
-
-
-def spawn(argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def spawn_on_host(argv: Sequence[str], env: dict[str, str], log: Path) -> Popen:
     """Start ``argv`` in a session of its own, killed (SIGKILL) if this process dies: even a
-    SIGKILLed producer leaves no Redis or worker behind. Signals stop at the first exec that
-    changes privileges; ``ip netns exec`` and ``unshare`` do not."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
-
-    def die_with_parent() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            list(argv), env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
-        )  # fmt: skip
-
-
-def stop_group(procs: Sequence[subprocess.Popen[bytes]], grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM every process, wait up to ``grace_s`` for all, then SIGKILL their groups."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+    SIGKILLed producer leaves no Redis or worker behind."""
+    return spawn(argv, env=env, log=log, cwd=ROOT, own_session=True, die_with_parent=True)
 
 
 @contextlib.contextmanager
 def private_redis(address: str, workdir: Path) -> Iterator[str]:
-    """A redis-server (the one jobbench embeds) bound to ``address`` only."""
-    from producer.services import embedded_redis_binary
-
-    port = free_port(address)
-    argv = [
-        str(embedded_redis_binary()), "--bind", address, "--port", str(port), "--save", "",
-        "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
-        "--maxmemory-policy", "noeviction",
-    ]  # fmt: skip
-    proc = spawn(argv, dict(os.environ), workdir / "redis.log")
-    url = f"redis://{address}:{port}/0"
-    try:
-        wait_until(lambda: redis_reachable(url, 0.2), 20.0, "the hosts' Redis", proc)
+    """The hosts' Redis (broker and timing store), bound to the bridge address only."""
+    with redis_server(
+        workdir, bind=address, extra_args=("--maxmemory-policy", "noeviction"),
+        die_with_parent=True,
+    ) as url:  # fmt: skip
         yield url
-    finally:
-        stop_process(proc)
 
 
 class TcpRelay:
@@ -359,16 +330,17 @@ def relayed_url(url: str, relay: TcpRelay) -> str:
 
 
 def worker_argv(
-    host: SimHost, *, pool: str, concurrency: int, queue: str, prefetch: int, node: str
+    host: SimHost, *, pool: workers.PoolName, concurrency: int, queue: str, prefetch: int, node: str
 ) -> list[str]:
-    """A Celery worker in ``host``'s network namespace, under ``host``'s own host name."""
+    """The one Celery worker command line, in ``host``'s network namespace under ``host``'s own
+    host name (heartbeats on: a cut host must be seen to go)."""
     return [
         "ip", "netns", "exec", host.netns, "unshare", "--uts", "--",
         sys.executable, "-c", _AS_HOST, host.name,
-        sys.executable, "-m", "celery", "-A", "worker.app", "worker", f"--pool={pool}",
-        "-c", str(concurrency), "-n", f"{node}@%h", "-Q", queue,
-        "--prefetch-multiplier", str(prefetch), "--without-mingle", "--without-gossip",
-        "--loglevel=WARNING",
+        *workers.worker_command(
+            pool=pool, concurrency=concurrency, nodename=f"{node}@%h", queue=queue,
+            prefetch_multiplier=prefetch, heartbeat=True,
+        ),
     ]  # fmt: skip
 
 
@@ -377,24 +349,45 @@ def worker_argv(
 
 @dataclass(frozen=True)
 class HostsConfig:
-    n_hosts: int = 3
-    pool: str = "threads"
+    """One ``jobbench hosts`` run; each field is also its option."""
+
+    n_hosts: int = option(3, "simulated hosts", flag="--hosts", env="JOBBENCH_HOSTS",
+                          type=bounded(int, 2, 20))  # fmt: skip
+    pool: workers.PoolName = option(
+        "threads", "Celery pool of every host's workers", env="JOBBENCH_HOSTS_POOL",
+        choices=("prefork", "threads", "solo"),
+    )  # fmt: skip
     #: Worker concurrency on each host.
-    concurrency: int = 4
-    workloads: tuple[Workload, ...] = ("io",)
-    io_jobs: int = 300
-    cpu_jobs: int = 2000
-    latency_ms: float = 50.0
-    repeat: int = 3
-    warmup: int = 1
+    concurrency: int = option(
+        4, "worker concurrency on each host", env="JOBBENCH_HOSTS_CONCURRENCY",
+        type=bounded(int, 1, 1000),
+    )  # fmt: skip
+    workloads: tuple[Workload, ...] = workloads_option(("io",), WORKLOADS)
+    io_jobs: int = io_jobs_option(300)
+    cpu_jobs: int = cpu_jobs_option(2000)
+    latency_ms: float = latency_ms_option(50.0, "latency of the HTTP target")
+    repeat: int = repeat_option(3, "measured repeats per broker")
+    warmup: int = warmup_option("untimed warm-up runs")
     #: The host whose link is cut (1-based); 0: no cut.
-    cut_host: int = 3
+    cut_host: int = option(
+        3, "host whose link goes down during the last Redis repeat (0: none)", flag="--cut",
+        env="JOBBENCH_CUT_HOST", type=bounded(int, 0, 20),
+    )  # fmt: skip
     #: The cut comes once this fraction of the cut repeat's jobs is recorded.
-    cut_at: float = 0.3
-    visibility_timeout_s: int = 4
+    cut_at: float = option(0.3, "cut once this fraction of that repeat's jobs is done",
+                           env="JOBBENCH_CUT_AT", type=bounded(float, 0.0, 0.95))  # fmt: skip
+    #: Given to the hosts' workers as their ``JOBBENCH_VISIBILITY_TIMEOUT_S``. Its own variable:
+    #: exporting the workers' variable for this command would change every later bench's workers.
+    visibility_timeout_s: int = option(
+        4, "seconds before a cut host's unacknowledged jobs go to the others",
+        env="JOBBENCH_HOSTS_VISIBILITY_TIMEOUT_S", type=bounded(int, 1, 3600),
+    )  # fmt: skip
     #: ``redis`` and/or broker URLs; None: Redis, plus RabbitMQ at DEFAULT_AMQP_URL if it answers.
-    brokers: tuple[str, ...] | None = None
-    out_dir: Path = Path("results")
+    brokers: tuple[str, ...] | None = brokers_option(
+        None, f"'redis' and/or broker URLs (unset: Redis, and RabbitMQ at "
+        f"{redact_url(DEFAULT_AMQP_URL)} if it answers)",
+    )  # fmt: skip
+    out_dir: Path = out_option("results directory")
 
 
 @dataclass
@@ -431,8 +424,6 @@ class Cutter(threading.Thread):
 
     def __init__(self, redis_url: str, scope_key: str, threshold: int, host: SimHost) -> None:
         super().__init__(name="jobbench-cutter", daemon=True)
-        import redis
-
         self.client = redis.Redis.from_url(redis_url)
         self.scope_key, self.threshold, self.host = scope_key, threshold, host
         self.stop = threading.Event()
@@ -465,24 +456,14 @@ class Cutter(threading.Thread):
             self.client.delete(KOMBU_RESTORE_MUTEX)
 
 
-Progress = Callable[[str, int, int], None]
-
-
-def run_hosts(config: HostsConfig, progress: Progress | None = None) -> dict[str, Any]:
+def run_hosts(config: HostsConfig, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Build the hosts, run the bench on them (one host cut mid-run), tear everything down;
     return the results document with its ``hosts`` section."""
-    from producer.bench import Bench, BenchConfig, broker_labels
-    from producer.runners import RUNNERS
-    from producer.runners.base import RunnerOptions
-    from producer.runners.celery_pools import CeleryRunner
-    from producer.services import run_target
-    from shared.settings import Settings
-
     say = progress or (lambda _m, _d, _t: None)
     model = f"celery_{config.pool}"
     brokers_wanted, notes = wanted_brokers(config)
     workdir = Path(tempfile.mkdtemp(prefix="jobbench-hosts-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Popen] = []
     relays: list[TcpRelay] = []
     stack = contextlib.ExitStack()
     try:
@@ -505,8 +486,7 @@ def run_hosts(config: HostsConfig, progress: Progress | None = None) -> dict[str
                 relays.append(relay)
                 brokers.append(Broker(label, url, relayed_url(url, relay)))
         queue = f"jobbench-hosts-{os.getpid()}-{time.time_ns() % 10**6}"
-        runner = RUNNERS[model](RunnerOptions())
-        assert isinstance(runner, CeleryRunner)
+        runner = celery_runner(config.pool)
         last_workload = config.workloads[-1]
         # The bench's own tuning for this pool (one worker serves every workload of the run).
         prefetch = runner.prefetch_multiplier(last_workload)
@@ -529,7 +509,8 @@ def run_hosts(config: HostsConfig, progress: Progress | None = None) -> dict[str
                     node=broker.node(config.pool),
                 )  # fmt: skip
                 log = workdir / f"{host.name}-{broker.label or 'redis'}.log"
-                procs.append(spawn(argv, {**env, "CELERY_BROKER_URL": broker.host_url}, log))
+                broker_env = {**env, "CELERY_BROKER_URL": broker.host_url}
+                procs.append(spawn_on_host(argv, broker_env, log))
         for broker in brokers:
             expected = {f"{broker.node(config.pool)}@{h.name}" for h in net.hosts}
             _wait_for_nodes(broker.url, f"{queue}.{config.pool}", expected, procs, workdir)
@@ -560,7 +541,7 @@ def run_hosts(config: HostsConfig, progress: Progress | None = None) -> dict[str
         _write(doc, bench, config.out_dir)
         return doc
     finally:
-        stop_group(procs)
+        stop(procs, STOP_GRACE_S, group=True)
         for relay in relays:
             relay.close()
         stack.close()
@@ -571,16 +552,12 @@ def _wait_for_nodes(
     broker_url: str,
     queue: str,
     expected: set[str],
-    procs: Sequence[subprocess.Popen[bytes]],
+    procs: Sequence[Popen],
     workdir: Path,
 ) -> None:
     """Until every expected node consumes ``queue`` (a worker that exits is an error)."""
-    from producer import workers
 
-    app = workers.producer_app(broker_url)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    seen: set[str] = set()
-    while time.monotonic() < deadline:
+    def check() -> None:
         for proc in procs:
             if proc.poll() is not None:
                 logs = " | ".join(
@@ -588,16 +565,18 @@ def _wait_for_nodes(
                     for line in p.read_text(errors="replace").splitlines()[-3:]
                 )  # fmt: skip
                 raise ServiceError(f"a host's worker exited with {proc.returncode}: {logs[-600:]}")
-        replies = app.control.inspect(timeout=1.0).active_queues() or {}
-        seen = {n for n, qs in replies.items() if any(q.get("name") == queue for q in qs or [])}
-        if expected <= seen:
-            return
-    missing = ", ".join(sorted(expected - seen))
-    raise ServiceError(f"workers not up after {READY_TIMEOUT_S:.0f} s: {missing}")
+
+    app = workers.producer_app(broker_url)
+    seen = consumers.wait_for_consumers(
+        app, queue, wait_s=READY_TIMEOUT_S, expected=expected, check=check
+    )
+    if not expected <= seen:
+        missing = ", ".join(sorted(expected - seen))
+        raise ServiceError(f"workers not up after {READY_TIMEOUT_S:.0f} s: {missing}")
 
 
 def _hosts_section(
-    bench: Any,
+    bench: Bench,
     net: Network,
     config: HostsConfig,
     brokers: Sequence[Broker],
@@ -607,9 +586,6 @@ def _hosts_section(
 ) -> dict[str, Any]:
     """Where the jobs ran, and what the cut did: jobs on the cut host, redelivered jobs and
     where they went, recovery time; timestamps of other hosts on the producer's clock."""
-    from shared.timings import TimingStore
-    from worker import clock
-
     store = TimingStore.from_url(redis_url)
     try:
         shift = clock.relative_offsets_ns(clock.load_offsets(store.client))
@@ -683,10 +659,7 @@ def _hosts_section(
         store.client.close()
 
 
-def _write(doc: dict[str, Any], bench: Any, out_dir: Path) -> Path:
-    from producer.report import build_report
-    from producer.results import JOBS_FILE, write_jobs_csv, write_run
-
+def _write(doc: dict[str, Any], bench: Bench, out_dir: Path) -> Path:
     run_dir = write_run(out_dir, doc)
     write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
     build_report(run_dir)
@@ -748,12 +721,7 @@ def hosts_markdown(doc: dict[str, Any]) -> list[str]:
 
 
 def print_hosts(doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=170)
+    console = make_console()
     header, rows = hosts_rows(doc)
     table = Table(title="jobs per host", title_justify="left")
     for col in header:
@@ -764,113 +732,3 @@ def print_hosts(doc: dict[str, Any]) -> None:
     for line in hosts_markdown(doc):
         if line.startswith(("cut ", "no host", "Clock", "Note")):
             console.print(line)
-
-
-# --- command line ----------------------------------------------------------------------------
-
-EPILOG = """examples:
-  jobbench hosts                                   # 3 hosts, host3 cut mid-run, Redis + RabbitMQ
-  jobbench hosts --hosts 4 --io-jobs 1000 --cut 2 --out /tmp/hosts
-  jobbench hosts --brokers redis --cut 0           # no cut, Redis only
-  jobbench hosts --cleanup                         # remove what a killed run left behind
-  make bench-hosts ARGS="--out /tmp/hosts"
-"""
-
-
-def register(sub: argparse._SubParsersAction[Parser]) -> None:
-    """Add ``hosts`` to the ``jobbench`` command line."""
-    p = sub.add_parser(
-        "hosts",
-        help="simulate several hosts (network namespaces) and cut one mid-run (needs root)",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    env_option(p, "--hosts", "JOBBENCH_HOSTS", 3, "simulated hosts",
-               type=bounded(int, 2, 20))  # fmt: skip
-    env_option(p, "--pool", "JOBBENCH_HOSTS_POOL", "threads", "Celery pool of every host's "
-               "workers", choices=("prefork", "threads", "solo"))  # fmt: skip
-    env_option(p, "--concurrency", "JOBBENCH_HOSTS_CONCURRENCY", 4,
-               "worker concurrency on each host", type=bounded(int, 1, 1000))  # fmt: skip
-    env_option(p, "--workloads", "JOBBENCH_WORKLOADS", "io", "comma-separated workloads",
-               type=choice_list(WORKLOADS, "workload"))  # fmt: skip
-    env_option(p, "--io-jobs", "JOBBENCH_IO_JOBS", 300, "HTTP requests per IO run",
-               type=bounded(int, 1, 100_000))  # fmt: skip
-    env_option(p, "--cpu-jobs", "JOBBENCH_CPU_JOBS", 2000, "CPU jobs per run",
-               type=bounded(int, 1, 1_000_000))  # fmt: skip
-    env_option(p, "--latency-ms", "JOBBENCH_LATENCY_MS", 50.0, "latency of the HTTP target",
-               type=bounded(float, 0.0, 60_000.0))  # fmt: skip
-    env_option(p, "--repeat", "JOBBENCH_REPEAT", 3, "measured repeats per broker",
-               type=bounded(int, 1, 100))  # fmt: skip
-    env_option(p, "--warmup", "JOBBENCH_WARMUP", 1, "untimed warm-up runs",
-               type=bounded(int, 0, 10))  # fmt: skip
-    env_option(p, "--cut", "JOBBENCH_CUT_HOST", 3, "host whose link goes down during the "
-               "last Redis repeat (0: none)", type=bounded(int, 0, 20))  # fmt: skip
-    env_option(p, "--cut-at", "JOBBENCH_CUT_AT", 0.3, "cut once this fraction of that "
-               "repeat's jobs is done", type=bounded(float, 0.0, 0.95))  # fmt: skip
-    env_option(p, "--visibility-timeout-s", "JOBBENCH_VISIBILITY_TIMEOUT_S", 4,
-               "seconds before a cut host's unacknowledged jobs go to the others",
-               type=bounded(int, 1, 3600))  # fmt: skip
-    env_option(p, "--brokers", "JOBBENCH_BROKERS", None, "'redis' and/or broker URLs (unset: "
-               f"Redis, and RabbitMQ at {redact_url(DEFAULT_AMQP_URL)} if it answers)",
-               type=broker_list)  # fmt: skip
-    env_option(p, "--out", "JOBBENCH_OUT", Path("results"), "results directory", type=Path)
-    p.add_argument("--cleanup", action="store_true",
-                   help="only remove namespaces and links left by killed runs")  # fmt: skip
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=cmd_hosts)
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every ``finally``: nothing is left behind
-
-
-def cmd_hosts(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from producer.cli import live_progress
-    from producer.results import check_writable
-    from producer.runners.base import RunIncomplete
-    from producer.table import print_table
-
-    in_ci = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-    try:
-        preflight()
-    except HostsUnavailable as exc:
-        if in_ci:
-            raise
-        sys.stderr.write(f"jobbench hosts: skipped: {exc}\n")
-        return EXIT_OK
-    removed = remove_leftovers()
-    if removed:
-        sys.stderr.write(f"jobbench hosts: removed leftovers of killed runs: {len(removed)}\n")
-    if args.cleanup:
-        return EXIT_OK
-    if args.cut > args.hosts:
-        sys.stderr.write(f"jobbench hosts: error: --cut {args.cut} > --hosts {args.hosts}\n")
-        return EXIT_USAGE
-    check_writable(args.out)
-    config = HostsConfig(
-        n_hosts=args.hosts, pool=args.pool, concurrency=args.concurrency,
-        workloads=args.workloads, io_jobs=args.io_jobs, cpu_jobs=args.cpu_jobs,
-        latency_ms=args.latency_ms, repeat=args.repeat, warmup=args.warmup, cut_host=args.cut,
-        cut_at=args.cut_at, visibility_timeout_s=args.visibility_timeout_s,
-        brokers=args.brokers, out_dir=args.out,
-    )  # fmt: skip
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
-    for signum, handler in previous.items():
-        if handler is signal.SIG_DFL:
-            signal.signal(signum, _on_signal)
-    err = Console(stderr=True)
-    try:
-        with live_progress(err, enabled=not args.quiet and err.is_terminal) as progress:
-            doc = run_hosts(config, progress)
-    except RunIncomplete as exc:
-        sys.stderr.write(f"jobbench hosts: jobs lost: {exc}\n")
-        return EXIT_FAILURE
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    print_table(doc)
-    print_hosts(doc)
-    print(f"results: {config.out_dir / str(doc['run_id']) / 'results.json'}")
-    return EXIT_OK

@@ -34,7 +34,6 @@ import resource
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,14 +46,20 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
-from producer import celery_run, targets, workers
-from producer.cli import EXIT_FAILURE, EXIT_OK, Parser, bounded, env_option
-from producer.runners import RUNNERS, JobBatch, RunnerOptions
+from producer import goals
+from producer.bench import package_versions
+from producer.cli.options import bounded, option, out_option, repeat_option, warmup_option
+from producer.console import StatusFn, make_console
+from producer.results import atomic_write, update_latest
+from producer.runners import JobBatch, RunnerOptions
 from producer.runners.base import usable_cpus
-from producer.runners.celery_pools import CeleryRunner
+from producer.runners.celery import publish as celery_run
+from producer.runners.celery import workers
+from producer.runners.celery.models import CeleryRunner, celery_runner
 from producer.services import ResolvedRedis, resolve_redis
 from producer.stats import summarize
 from shared import keys
+from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
 from shared.timings import NOOP, JobRecord, TimingStore, timed_job
 from shared.workloads import DEFAULT_CPU_JOBS, cpu_arg, run_cpu_job
@@ -91,26 +96,63 @@ NOOP_TIMEOUT_S = 300.0
 #: Seconds a memory probe subprocess may take (a million noop jobs take ~10-20 s here).
 MEMORY_PROBE_TIMEOUT_S = 600.0
 
-Progress = Callable[[str], None]
+
+def pool_list(text: str) -> tuple[workers.PoolName, ...]:
+    """``--pools``: some of the Celery pools, in ``workers.POOLS`` order."""
+    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in items if s not in workers.POOLS]
+    if not items or unknown:
+        raise argparse.ArgumentTypeError(
+            f"pools must be some of {', '.join(workers.POOLS)}: got {text!r}"
+        )
+    return tuple(p for p in workers.POOLS if p in items)
+
+
+def count_list(text: str) -> tuple[int, ...]:
+    """``--memory-jobs``: job counts, or ``none`` for no memory probe."""
+    if text.strip().lower() in ("", "none", "0"):
+        return ()
+    try:
+        values = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of job counts: {text!r}") from None
+    if any(not 1 <= v <= 10_000_000 for v in values):
+        raise argparse.ArgumentTypeError(f"job counts must be between 1 and 10000000: {text!r}")
+    return values
 
 
 @dataclass(frozen=True)
 class OverheadConfig:
-    pools: tuple[workers.PoolName, ...] = DEFAULT_POOLS
-    repeat: int = 5
-    warmup: int = 1
-    noop_jobs: int = DEFAULT_NOOP_JOBS
-    noop_messages: int = DEFAULT_NOOP_MESSAGES
-    enqueue_jobs: int = DEFAULT_ENQUEUE_JOBS
-    capture_jobs: int = DEFAULT_CAPTURE_JOBS
-    memory_jobs: tuple[int, ...] = DEFAULT_MEMORY_JOBS
+    """One overhead run's configuration; each field is also its ``jobbench overhead`` option."""
+
+    pools: tuple[workers.PoolName, ...] = option(
+        DEFAULT_POOLS, "comma-separated Celery pools for the noop throughput",
+        env="JOBBENCH_OVERHEAD_POOLS", type=pool_list,
+    )  # fmt: skip
+    repeat: int = repeat_option(5, "measured repeats of every figure")
+    warmup: int = warmup_option("untimed warm-up runs before each figure")
+    noop_jobs: int = option(DEFAULT_NOOP_JOBS, "noop jobs per batched throughput run",
+                            env="JOBBENCH_NOOP_JOBS", type=bounded(int, 1, 10_000_000))  # fmt: skip
+    noop_messages: int = option(
+        DEFAULT_NOOP_MESSAGES, "one-job messages per messages/s run (and per naive enqueue run)",
+        env="JOBBENCH_NOOP_MESSAGES", type=bounded(int, 1, 1_000_000),
+    )  # fmt: skip
+    enqueue_jobs: int = option(
+        DEFAULT_ENQUEUE_JOBS, "jobs per enqueue-rate run at the automatic batch size",
+        env="JOBBENCH_ENQUEUE_JOBS", type=bounded(int, 1, 10_000_000),
+    )  # fmt: skip
+    capture_jobs: int = option(
+        DEFAULT_CAPTURE_JOBS, "seed CPU jobs sampled for the timing-capture cost",
+        env="JOBBENCH_CAPTURE_JOBS", type=bounded(int, 1, DEFAULT_CPU_JOBS),
+    )  # fmt: skip
+    memory_jobs: tuple[int, ...] = option(
+        DEFAULT_MEMORY_JOBS, "noop job counts of the producer memory probes ('none' to skip)",
+        env="JOBBENCH_MEMORY_JOBS", type=count_list,
+    )  # fmt: skip
     #: Also measure one-job noop messages with task events on (threads pool).
-    events: bool = True
-    out_dir: Path = Path("results")
-
-
-def new_run_id() -> str:
-    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
+    events: bool = option(True, "skip the task-events (-E) comparison on the threads pool",
+                          flag="--no-events", kind="negated")  # fmt: skip
+    out_dir: Path = out_option("results directory: writes OUT/overhead/<run_id>/overhead.json")
 
 
 def rate(count: int, wall: dict[str, Any]) -> float:
@@ -275,7 +317,7 @@ def measure_pool(
     """Start a worker of ``pool`` sized as the bench sizes it for CPU, and measure noop
     throughput: one job per message, then automatic batches."""
     # The runner's own sizing for short jobs, so the figures match what the bench runs.
-    runner = RUNNERS[f"celery_{pool}"](RunnerOptions(redis_url=redis_url, broker_url=broker_url))
+    runner = celery_runner(pool, RunnerOptions(redis_url=redis_url))
     assert isinstance(runner, CeleryRunner)
     concurrency = runner.worker_concurrency("cpu")
     prefetch = runner.prefetch_multiplier("cpu")
@@ -519,21 +561,26 @@ def peak_rss_mb() -> float:
     return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, else KiB
 
 
-def memory_probe(
-    n_jobs: int,
-    *,
-    broker_url: str,
-    redis_url: str,
-    queue: str,
-    run_id: str,
-    batch_size: int,
-    repeat: int = 0,
-) -> dict[str, Any]:
-    """Enqueue ``n_jobs`` noop jobs to ``queue`` (a worker consumes it) and wait, by count only,
-    until every job has its record. Meant to run in a fresh process (``memory_main``), so its
-    peak RSS is this run's alone."""
-    app = workers.producer_app(broker_url)
-    store = TimingStore.from_url(redis_url)
+@dataclass(frozen=True)
+class MemoryProbe:
+    """One producer memory probe: ``n_jobs`` noop jobs in ``batch_size`` batches to ``queue``."""
+
+    n_jobs: int
+    broker_url: str
+    redis_url: str
+    queue: str
+    run_id: str
+    batch_size: int
+    repeat: int = 0
+
+
+def memory_probe(probe: MemoryProbe) -> dict[str, Any]:
+    """Enqueue ``probe.n_jobs`` noop jobs to its queue (a worker consumes it) and wait, by count
+    only, until every job has its record. Meant to run in a fresh process
+    (``probe_in_subprocess``), so its peak RSS is this run's alone."""
+    n_jobs, run_id, repeat, queue = probe.n_jobs, probe.run_id, probe.repeat, probe.queue
+    app = workers.producer_app(probe.broker_url)
+    store = TimingStore.from_url(probe.redis_url)
     with app.producer_or_acquire() as producer:
         producer.connection.ensure_connection(max_retries=3)
     # A one-job run first: what the first publish imports and caches is not per-job memory.
@@ -547,7 +594,7 @@ def memory_probe(
     started = time.perf_counter()
     enq = celery_run.enqueue(
         noop_batch(run_id, n_jobs, repeat), app=app, store=store, queue=queue,
-        model=f"overhead-memory-{n_jobs}", batch_size=batch_size, workload=NOOP,
+        model=f"overhead-memory-{n_jobs}", batch_size=probe.batch_size, workload=NOOP,
     )  # fmt: skip
     celery_run.wait_complete(
         store, enq.scope_key, n_jobs, model="overhead-memory", timeout_s=MEMORY_PROBE_TIMEOUT_S
@@ -557,7 +604,7 @@ def memory_probe(
     return {
         "n_jobs": n_jobs,
         "n_messages": enq.n_messages,
-        "batch_size": batch_size,
+        "batch_size": probe.batch_size,
         "enqueue_s": enq.enqueue_s,
         "wall_s": wall,
         "rss_before_mb": before,
@@ -565,15 +612,16 @@ def memory_probe(
     }
 
 
-def memory_main(argv: Sequence[str]) -> int:
-    """``python -m producer.overhead memory-probe N BROKER REDIS QUEUE RUN_ID BATCH REPEAT``."""
-    n, broker, redis_url, queue, run_id, batch, repeat = argv
-    doc = memory_probe(
-        int(n), broker_url=broker, redis_url=redis_url, queue=queue, run_id=run_id,
-        batch_size=int(batch), repeat=int(repeat),
+def probe_in_subprocess(probe: MemoryProbe) -> dict[str, Any]:
+    """``memory_probe`` in a fresh interpreter (``python -m producer.overhead``)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.overhead"], input=json.dumps(dataclasses.asdict(probe)),
+        capture_output=True, text=True, timeout=MEMORY_PROBE_TIMEOUT_S, check=False,
     )  # fmt: skip
-    print(json.dumps(doc))
-    return 0
+    if done.returncode != 0:
+        raise RuntimeError(f"memory probe ({probe.n_jobs} jobs) failed: {done.stderr[-500:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def measure_memory(
@@ -592,17 +640,8 @@ def measure_memory(
             for rep in range(config.repeat):
                 for n in sizes:
                     size = celery_run.auto_batch_size(n, cpus, workload="cpu", pool="prefork")
-                    cmd = [
-                        sys.executable, "-m", "producer.overhead", "memory-probe", str(n),
-                        broker_url, redis_url, queue, run_id, str(size), str(rep),
-                    ]  # fmt: skip
-                    done = subprocess.run(
-                        cmd, capture_output=True, text=True, timeout=MEMORY_PROBE_TIMEOUT_S,
-                        check=False,
-                    )  # fmt: skip
-                    if done.returncode != 0:
-                        raise RuntimeError(f"memory probe ({n} jobs) failed: {done.stderr[-500:]}")
-                    runs[n].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    probe = MemoryProbe(n, broker_url, redis_url, queue, run_id, size, rep)
+                    runs[n].append(probe_in_subprocess(probe))
     finally:
         with contextlib.suppress(Exception):
             workers.delete_queue(broker_url, queue)
@@ -630,7 +669,7 @@ def measure_memory(
 
 
 class Overhead:
-    def __init__(self, config: OverheadConfig, settings: Settings, progress: Progress) -> None:
+    def __init__(self, config: OverheadConfig, settings: Settings, progress: StatusFn) -> None:
         self.config = config
         self.settings = settings
         self.progress = progress
@@ -645,8 +684,6 @@ class Overhead:
         return doc
 
     def _run(self, resolved: ResolvedRedis) -> dict[str, Any]:
-        from producer.bench import package_versions
-
         config, cpus = self.config, usable_cpus()
         redis_url = resolved.url
         broker_url = self.settings.broker_url or redis_url
@@ -703,13 +740,11 @@ class Overhead:
                 "load_avg": list(os.getloadavg()),
             },
             "overhead": out,
-            "targets": targets.overhead_targets(out),
+            "targets": goals.overhead_goals(out),
         }
 
 
 def write_overhead(out_dir: Path, doc: dict[str, Any]) -> Path:
-    from producer.results import atomic_write, update_latest
-
     base = out_dir / OVERHEAD_DIR
     run_dir = base / str(doc["run_id"])
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -775,172 +810,12 @@ def overhead_table(doc: dict[str, Any]) -> Table:
 
 
 def print_overhead(doc: dict[str, Any], console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=170)
+    console = console or make_console()
     console.print(overhead_table(doc))
-    targets.print_targets(doc.get("targets", {}), console)
-
-
-# --- command line -------------------------------------------------------------------------------
-
-EPILOG = """examples:
-  jobbench overhead                                # every section, medians of 5 (~3-4 min)
-  jobbench overhead --pools prefork --memory-jobs none --repeat 3
-  jobbench overhead --noop-jobs 2000 --noop-messages 100 --memory-jobs 1000,10000
-"""
-
-
-def pool_list(text: str) -> tuple[workers.PoolName, ...]:
-    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-    unknown = [s for s in items if s not in workers.POOLS]
-    if not items or unknown:
-        raise argparse.ArgumentTypeError(
-            f"pools must be some of {', '.join(workers.POOLS)}: got {text!r}"
-        )
-    return tuple(p for p in workers.POOLS if p in items)
-
-
-def count_list(text: str) -> tuple[int, ...]:
-    if text.strip().lower() in ("", "none", "0"):
-        return ()
-    try:
-        values = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of job counts: {text!r}") from None
-    if any(not 1 <= v <= 10_000_000 for v in values):
-        raise argparse.ArgumentTypeError(f"job counts must be between 1 and 10000000: {text!r}")
-    return values
-
-
-def register(sub: argparse._SubParsersAction[Parser]) -> None:
-    """Add ``overhead`` to the ``jobbench`` command line."""
-    p = sub.add_parser(
-        "overhead",
-        help="measure Celery's machinery without the work: enqueue rate, noop throughput per "
-        "pool, timing-capture cost, producer memory, Redis round trip",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    env_option(
-        p,
-        "--pools",
-        "JOBBENCH_OVERHEAD_POOLS",
-        ",".join(DEFAULT_POOLS),
-        "comma-separated Celery pools for the noop throughput",
-        type=pool_list,
-    )
-    env_option(
-        p,
-        "--repeat",
-        "JOBBENCH_REPEAT",
-        5,
-        "measured repeats of every figure",
-        type=bounded(int, 1, 100),
-    )
-    env_option(
-        p,
-        "--warmup",
-        "JOBBENCH_WARMUP",
-        1,
-        "untimed warm-up runs before each figure",
-        type=bounded(int, 0, 10),
-    )
-    env_option(
-        p,
-        "--noop-jobs",
-        "JOBBENCH_NOOP_JOBS",
-        DEFAULT_NOOP_JOBS,
-        "noop jobs per batched throughput run",
-        type=bounded(int, 1, 10_000_000),
-    )
-    env_option(
-        p,
-        "--noop-messages",
-        "JOBBENCH_NOOP_MESSAGES",
-        DEFAULT_NOOP_MESSAGES,
-        "one-job messages per messages/s run (and per naive enqueue run)",
-        type=bounded(int, 1, 1_000_000),
-    )
-    env_option(
-        p,
-        "--enqueue-jobs",
-        "JOBBENCH_ENQUEUE_JOBS",
-        DEFAULT_ENQUEUE_JOBS,
-        "jobs per enqueue-rate run at the automatic batch size",
-        type=bounded(int, 1, 10_000_000),
-    )
-    env_option(
-        p,
-        "--capture-jobs",
-        "JOBBENCH_CAPTURE_JOBS",
-        DEFAULT_CAPTURE_JOBS,
-        "seed CPU jobs sampled for the timing-capture cost",
-        type=bounded(int, 1, DEFAULT_CPU_JOBS),
-    )
-    env_option(
-        p,
-        "--memory-jobs",
-        "JOBBENCH_MEMORY_JOBS",
-        ",".join(map(str, DEFAULT_MEMORY_JOBS)),
-        "noop job counts of the producer memory probes ('none' to skip)",
-        type=count_list,
-    )
-    p.add_argument(
-        "--no-events",
-        action="store_true",
-        help="skip the task-events (-E) comparison on the threads pool",
-    )
-    env_option(
-        p,
-        "--out",
-        "JOBBENCH_OUT",
-        Path("results"),
-        "results directory: writes OUT/overhead/<run_id>/overhead.json",
-        type=Path,
-    )
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 when a target is missed (default: report it, exit 0)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    p.set_defaults(func=cmd_overhead)
-
-
-def cmd_overhead(args: argparse.Namespace) -> int:
-    from producer.results import check_writable
-
-    settings = Settings.from_env()
-    check_writable(args.out)
-    memory = args.memory_jobs
-    if isinstance(memory, str):  # the default, not parsed by argparse
-        memory = count_list(memory)
-    pools = args.pools if isinstance(args.pools, tuple) else pool_list(args.pools)
-    config = OverheadConfig(
-        pools=pools, repeat=args.repeat, warmup=args.warmup, noop_jobs=args.noop_jobs,
-        noop_messages=args.noop_messages, enqueue_jobs=args.enqueue_jobs,
-        capture_jobs=args.capture_jobs, memory_jobs=memory, events=not args.no_events,
-        out_dir=args.out,
-    )  # fmt: skip
-    err = Console(stderr=True)
-    show = not args.quiet and err.is_terminal
-    with err.status("starting", spinner="dots") if show else contextlib.nullcontext() as status:
-
-        def progress(message: str) -> None:
-            if status is not None:
-                status.update(message)
-
-        doc = Overhead(config, settings, progress).run()
-    path = write_overhead(args.out, doc)
-    print_overhead(doc)
-    print(f"results: {path}")
-    missed = [name for name, t in doc["targets"].items() if t.get("met") is False]
-    return EXIT_FAILURE if args.check and missed else EXIT_OK
+    goals.print_goals(doc.get("targets", {}), console)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "memory-probe":
-        sys.exit(memory_main(sys.argv[2:]))
-    sys.exit(f"usage: {sys.argv[0]} memory-probe N BROKER REDIS QUEUE RUN_ID BATCH REPEAT")
+    # The memory probe's child process (``probe_in_subprocess``): a ``MemoryProbe`` as JSON on
+    # stdin (named fields; no broker password on a command line), its figures as JSON on stdout.
+    print(json.dumps(memory_probe(MemoryProbe(**json.load(sys.stdin)))))

@@ -17,6 +17,7 @@ from typing import Any
 from producer import charts
 from producer.history import Verdict, verdicts, workloads_of
 from producer.results import JOBS_FILE, ResultsError, atomic_write, load_results
+from producer.runners.facts import baseline_row, facts
 from producer.stats import SPREAD_WARN_FRACTION
 
 REPORT_FILE = "report.md"
@@ -97,10 +98,7 @@ def ideal_formula(doc: dict[str, Any], row: dict[str, Any]) -> str:
     conc = row.get("params", {}).get("concurrency", "?")
     if row["workload"] == "cpu":
         cores = doc.get("metadata", {}).get("cpu_count", "?")
-        seq = next(
-            (r for r in doc["results"] if r["workload"] == "cpu" and r["model"] == "sequential"),
-            None,
-        )
+        seq = baseline_row(doc["results"], "cpu")
         seq_s = fmt_s(seq["wall_s"]["median"]) if seq else "?"
         return (
             f"{fmt_s(ideal)} = sequential median {seq_s} ÷ min({cores} cores, concurrency {conc})"
@@ -130,7 +128,8 @@ def _verdict_lines(doc: dict[str, Any], v: Verdict) -> list[str]:
             f"({fmt_s(ru['wall_s']['median'])}; {v.vs_runner_up.describe()})"
         )
     seq = w.get("speedup_vs_sequential")
-    if w["model"] != "sequential" and seq is not None:
+    winner_is_baseline = facts(w).baseline
+    if not winner_is_baseline and seq is not None:
         head += f" and {seq:.3g}× faster than sequential"
     head += "."
     lines = [head]
@@ -157,7 +156,7 @@ def _verdict_lines(doc: dict[str, Any], v: Verdict) -> list[str]:
     elif w["repeats"] < MIN_TRUSTED_REPEATS:
         trust += " — too few repeats to judge the noise"
     lines.append(trust + ".")
-    if w["model"] == "sequential":
+    if winner_is_baseline:
         lines.append(
             "  - No model beat sequential here: at this job size, the cost of spreading work "
             "(threads, processes, messages) exceeds what it buys."
@@ -201,7 +200,7 @@ def _warnings(doc: dict[str, Any]) -> list[str]:
                 f"**Redelivered jobs**: {r['workload']}/{_code(r['model'])} ran "
                 f"{r['redelivered']} jobs more than once."
             )
-    if not any(r["model"] == "sequential" for r in doc["results"]):
+    if not any(facts(r).baseline for r in doc["results"]):
         out.append("**No sequential baseline**: speedups and the CPU ideal are not available.")
     if doc.get("metadata", {}).get("settings", {}).get("redis_source") == "embedded":
         out.append(
@@ -275,6 +274,35 @@ def _latency_table(doc: dict[str, Any]) -> list[str]:
     return _table(header, body, "llrrrrrr")
 
 
+def _balance_table(doc: dict[str, Any]) -> list[str]:
+    """Per model: lanes, busy time per lane, the tail and the share of the window it costs."""
+    header = ["workload", "model", "lanes", "busy per lane", "tail (median)", "tail share",
+              "tail share min – max"]  # fmt: skip
+    body = []
+    for r in doc["results"]:
+        bal = r.get("balance") or {}
+        if not bal or bal.get("lanes", 0) < 2:
+            continue
+        share = bal["tail_share"]
+        body.append([
+            r["workload"], _code(r["model"]), str(bal["lanes"]),
+            f"{fmt_s(bal['busy_s_min'])} – {fmt_s(bal['busy_s_max'])}",
+            fmt_s(bal["tail_s"]["median"]), _pct(share["median"]),
+            f"{_pct(share['min'])} – {_pct(share['max'])}",
+        ])  # fmt: skip
+    if not body:
+        return []
+    return [
+        "", "### Load balance", "",
+        *_table(header, body, "llrrrrr"), "",
+        "*The tail runs from the first lane (process, or thread) going idle to the last job's "
+        "end: time the other lanes could have saved with an even split. Its share is of the "
+        "window from the first job's start to the last one's end, per repeat (median and range "
+        "over the repeats). A rising job cost with contiguous chunks (Pool.map's rule) puts the "
+        "dearest jobs on the last worker; the `*_factoring` variants shrink the chunks instead.*",
+    ]  # fmt: skip
+
+
 def _caveats(doc: dict[str, Any]) -> list[str]:
     meta = doc.get("metadata", {})
     cfg = meta.get("config", {})
@@ -319,11 +347,8 @@ def _caveats(doc: dict[str, Any]) -> list[str]:
         )
     if cfg.get("jitter_ms"):
         out.append(f"**Jitter**: the target added ±{cfg['jitter_ms']:g} ms per request.")
-    if any(r.get("family") == "celery" for r in doc["results"]):
-        out.append(
-            "**Celery wall time includes the broker**: publishing the jobs, the workers fetching "
-            "them and the results coming back through Redis are part of what Celery costs."
-        )
+    # Each model's own caveat, once, in the order its rows come.
+    out.extend(c for c in dict.fromkeys(facts(r).caveat for r in doc["results"]) if c)
     return [f"- {c}" for c in out]
 
 
@@ -413,6 +438,7 @@ def render_markdown(doc: dict[str, Any], chart_notes: dict[str, str | None]) -> 
     lines += _results_tables(doc, winners)
     lines += ["", "### Per-job latency and how the work was spread", ""]
     lines += _latency_table(doc)
+    lines += _balance_table(doc)
     lines += [
         "",
         "*Percentiles over every job of every repeat; processes and threads count all repeats "

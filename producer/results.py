@@ -12,15 +12,16 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from producer.errors import ResultsError
 from shared.timings import JobRecord
+
+# Re-exported: the report and the charts raise it from here.
+__all__ = ["ResultsError"]
 
 RESULTS_FILE = "results.json"
 JOBS_FILE = "jobs.csv"
+#: The run-directory alias ``jobbench bench`` maintains (``<out>/latest``).
 LATEST = "latest"
-
-
-class ResultsError(OSError):
-    """The results directory cannot be written or read (one-line message)."""
 
 
 def check_writable(out_dir: Path) -> None:
@@ -62,9 +63,12 @@ def atomic_write(path: Path, text: str) -> None:
 def write_run(out_dir: Path, doc: dict[str, Any]) -> Path:
     """Write ``results.json`` into ``out_dir/<run_id>/`` and point ``out_dir/latest`` at it."""
     run_dir = out_dir / str(doc["run_id"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / RESULTS_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    update_latest(out_dir, run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / RESULTS_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        update_latest(out_dir, run_dir)
+    except OSError as exc:  # --out went away or filled up during the run: still the user's --out
+        raise ResultsError(f"cannot write results to {out_dir}: {exc.strerror or exc}") from None
     return run_dir
 
 
@@ -179,6 +183,20 @@ def migrate(doc: Any, origin: str) -> dict[str, Any]:
         version += 1
         doc["schema"] = version
     return _fill_defaults(doc, origin)
+
+
+def locate_run(ref: str, out_dir: Path) -> Path | None:
+    """The results.json ``ref`` names on disk, or None: ``ref`` as a run directory or a
+    results.json path, else (a plain name such as a run id or ``latest``) ``out_dir/ref``."""
+    candidates = [Path(ref)]
+    if "/" not in ref and ref not in (".", ".."):
+        candidates.append(out_dir / ref)
+    for path in candidates:
+        if path.is_dir() and (path / RESULTS_FILE).is_file():
+            return path / RESULTS_FILE
+        if path.is_file() and path.suffix == ".json":
+            return path
+    return None
 
 
 def load_results(path: Path) -> dict[str, Any]:

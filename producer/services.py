@@ -1,18 +1,14 @@
-"""Start and stop the services a run needs: the HTTP target and, when none is reachable, an
-embedded Redis. Everything started here is stopped on exit, error or Ctrl-C, except the embedded
-Redis store ``resolve_redis`` falls back to (``producer.embedded_redis``: it keeps the data)."""
+"""The services a run needs: the HTTP target and Redis (the user's, else one of our own).
+Everything started here is stopped on exit, error or Ctrl-C (``producer.processes``), except the
+embedded Redis store ``resolve_redis`` falls back to (``producer.embedded_redis``: it keeps the
+data, so it runs until ``jobbench redis stop``)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,50 +16,58 @@ from pathlib import Path
 import httpx
 import redis
 
+from producer.cli.options import bounded, jitter_ms_option, latency_ms_option, option
 from producer.embedded_redis import ensure_store
+from producer.errors import ServiceError
+from producer.processes import free_port, spawn, stop_process, wait_until
 from shared.settings import Settings, SettingsError, redact_url
+
+# Re-exported: the runners and workers import these from here.
+__all__ = ["ServiceError", "free_port", "stop_process", "wait_until"]
 
 #: How long a service may take to answer after start (s). The target needs ~0.5 s; Redis ~15 ms.
 SERVICE_START_TIMEOUT_S = 20.0
-#: Seconds a stopped child gets between SIGTERM and SIGKILL.
-STOP_GRACE_S = 10.0
+#: The seed's per-request latency (ms): httpbin.org/ip took ~0.16 s. The default of the target
+#: and of every run against it.
+DEFAULT_LATENCY_MS = 160.0
+#: Port of ``jobbench target`` run on its own (the compose service publishes it).
+DEFAULT_TARGET_PORT = 8080
+#: Fraction bounds of the target's fault injection.
+_FRACTION = bounded(float, 0.0, 1.0)
 
 
-class ServiceError(RuntimeError):
-    """A service could not be started or reached (one-line message)."""
+@dataclass(frozen=True)
+class TargetConfig:
+    """The HTTP target (``jobbench target``, ``producer.target_server``): where it listens, how
+    long a request takes and, for the fault tests, how often a request fails or hangs."""
 
+    host: str = option("127.0.0.1", "address to bind", env="JOBBENCH_TARGET_HOST")
+    port: int = option(DEFAULT_TARGET_PORT, "port", env="JOBBENCH_TARGET_PORT",
+                       type=bounded(int, 1, 65535))  # fmt: skip
+    latency_ms: float = latency_ms_option(DEFAULT_LATENCY_MS, "latency per request")
+    jitter_ms: float = jitter_ms_option("uniform ± jitter")
+    fail_rate: float = option(
+        0.0, "fault injection: fraction of requests answered with HTTP 500",
+        env="JOBBENCH_TARGET_FAIL_RATE", type=_FRACTION,
+    )  # fmt: skip
+    hang_rate: float = option(
+        0.0, "fault injection: fraction of requests that never answer",
+        env="JOBBENCH_TARGET_HANG_RATE", type=_FRACTION,
+    )  # fmt: skip
+    seed: int | None = option(
+        None, "seed of the jitter and fault draws", env="JOBBENCH_TARGET_SEED",
+        type=bounded(int, 0, 2**32 - 1),
+    )  # fmt: skip
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM (or SIGINT-style warm stop done by the caller), then SIGKILL after ``grace_s``."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait()
-
-
-def wait_until(check: object, timeout_s: float, what: str, proc: subprocess.Popen[bytes]) -> None:
-    assert callable(check)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ServiceError(f"{what} exited with code {proc.returncode} during start-up")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.02)
-    raise ServiceError(f"{what} did not become ready within {timeout_s:.0f} s")
+    def argv(self) -> list[str]:
+        """The ``jobbench target`` command line serving this configuration."""
+        argv = [
+            sys.executable, "-m", "producer.cli", "target", "--host", self.host,
+            "--port", str(self.port), "--latency-ms", str(self.latency_ms),
+            "--jitter-ms", str(self.jitter_ms), "--fail-rate", str(self.fail_rate),
+            "--hang-rate", str(self.hang_rate),
+        ]  # fmt: skip
+        return argv if self.seed is None else [*argv, "--seed", str(self.seed)]
 
 
 @dataclass(frozen=True)
@@ -81,15 +85,10 @@ def run_target(
     hang_rate: float = 0.0,
     host: str = "127.0.0.1",
 ) -> Iterator[Target]:
-    """Start the local target on a free loopback port; yield its ``/ip`` URL."""
-    port = free_port(host)
-    cmd = [
-        sys.executable, "-m", "producer.target", "--host", host, "--port", str(port),
-        "--latency-ms", str(latency_ms), "--jitter-ms", str(jitter_ms),
-        "--fail-rate", str(fail_rate), "--hang-rate", str(hang_rate),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-    base = f"http://{host}:{port}"
+    """Start the local target on a free port of ``host``; yield its ``/ip`` URL."""
+    config = TargetConfig(host, free_port(host), latency_ms, jitter_ms, fail_rate, hang_rate)
+    proc = spawn(config.argv(), log=None)
+    base = f"http://{host}:{config.port}"
     try:
         wait_until(
             lambda: httpx.get(f"{base}/health", timeout=1).status_code == 200,
@@ -130,24 +129,44 @@ def embedded_redis_binary() -> Path:
 
 
 @contextlib.contextmanager
-def embedded_redis(extra_args: Sequence[str] = ()) -> Iterator[str]:
-    """Start a private redis-server on a free loopback port in a temporary directory."""
-    workdir = tempfile.mkdtemp(prefix="jobbench-redis-")
-    port = free_port()
-    cmd = [
-        str(embedded_redis_binary()), "--port", str(port), "--bind", "127.0.0.1",
-        "--save", "", "--appendonly", "no", "--dir", workdir, "--daemonize", "no",
-        "--logfile", os.path.join(workdir, "redis.log"), *extra_args,
+def redis_server(
+    data_dir: Path,
+    *,
+    bind: str = "127.0.0.1",
+    port: int | None = None,
+    appendonly: bool = False,
+    extra_args: Sequence[str] = (),
+    die_with_parent: bool = False,
+) -> Iterator[str]:
+    """A redis-server of our own (the one jobbench embeds) with its files and log in
+    ``data_dir``, listening on ``bind`` only; yields its URL once it answers, stops it on exit.
+    ``port`` None: a free one. No RDB snapshots; ``appendonly`` keeps an append-only file."""
+    port = free_port(bind) if port is None else port
+    argv = [
+        str(embedded_redis_binary()), "--bind", bind, "--port", str(port), "--save", "",
+        "--appendonly", "yes" if appendonly else "no", "--dir", str(data_dir),
+        "--daemonize", "no", *extra_args,
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    proc = spawn(
+        argv, log=data_dir / "redis.log", own_session=die_with_parent,
+        die_with_parent=die_with_parent,
+    )  # fmt: skip
+    url = f"redis://{bind}:{port}/0"
     try:
-        wait_until(
-            lambda: redis_reachable(url, 0.2), SERVICE_START_TIMEOUT_S, "embedded Redis", proc
-        )
+        wait_until(lambda: redis_reachable(url, 0.2), SERVICE_START_TIMEOUT_S, "Redis", proc)
         yield url
     finally:
         stop_process(proc)
+
+
+@contextlib.contextmanager
+def embedded_redis(extra_args: Sequence[str] = ()) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port, its files in a temporary directory."""
+    workdir = Path(tempfile.mkdtemp(prefix="jobbench-redis-"))
+    try:
+        with redis_server(workdir, extra_args=extra_args) as url:
+            yield url
+    finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -173,7 +192,8 @@ def resolve_redis(settings: Settings) -> Iterator[ResolvedRedis]:
     yield ResolvedRedis(ensure_store(embedded_redis_binary()).url, "embedded")
 
 
-def resolved_redis_url(settings: Settings) -> str:
-    """``resolve_redis`` for commands that only read or watch: the URL (nothing to stop)."""
-    with resolve_redis(settings) as resolved:
+def resolved_redis_url(settings: Settings | None = None) -> str:
+    """``resolve_redis`` for commands that only read or watch: the URL (nothing to stop).
+    ``settings`` None: no Redis URL given (a ``--redis-url`` left unset)."""
+    with resolve_redis(Settings() if settings is None else settings) as resolved:
         return resolved.url

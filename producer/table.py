@@ -7,9 +7,25 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from producer.runners.facts import facts
+
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+#: A tail (first lane idle to the end) above this share of the jobs' window is named in the notes:
+#: below it, the lanes finished together as far as a user can tell.
+TAIL_NOTE_SHARE = 0.05
+
+
+def tail_note(row: dict[str, Any]) -> str | None:
+    """``tail 1.20s (24%)`` when the median repeat's lanes did not finish together."""
+    bal = row.get("balance") or {}
+    share = (bal.get("tail_share") or {}).get("median")
+    if share is None or share < TAIL_NOTE_SHARE or bal.get("lanes", 0) < 2:
+        return None
+    return f"tail {bal['tail_s']['median']:.2f}s ({share:.0%})"
 
 
 def results_table(doc: dict[str, Any]) -> Table:
@@ -34,15 +50,12 @@ def results_table(doc: dict[str, Any]) -> Table:
             notes.append(f"{r['n_error']} failed")
         if r.get("redelivered"):
             notes.append(f"{r['redelivered']} redelivered")
-        if r.get("family") == "celery":
-            enq = r.get("extra", {}).get("enqueue_s")
-            if isinstance(enq, dict):
-                notes.append(f"enqueue {enq['median']:.2f}s")
-            bs = r.get("params", {}).get("batch_size")
-            if bs:
-                notes.append(f"batch {bs}")
-        elif r.get("params", {}).get("chunksize"):
-            notes.append(f"chunk {r['params']['chunksize']}")
+        if r.get("repeats_stop", "fixed") != "fixed":
+            notes.append(f"{r['repeats']} rep. ({r['repeats_stop']})")
+        tail = tail_note(r)
+        if tail:
+            notes.append(tail)
+        notes.extend(facts(r).notes)  # the model's own (enqueue time, batch, chunk size)
         speedup = r.get("speedup_vs_sequential")
         table.add_row(
             r["workload"], r["model"], str(r["n_jobs"]), str(r["params"].get("concurrency", "")),

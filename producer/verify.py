@@ -23,45 +23,23 @@ recovery: seconds from the fault until the last job delivered more than once fin
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 from rich.console import Console
 from rich.table import Table
 
-from producer.cli import EXIT_FAILURE, EXIT_OK, Parser, env_option
-from producer.results import LATEST, RESULTS_FILE, ResultsError
-from producer.services import resolved_redis_url
+from producer.errors import ResultsError, RunNotFound, ServiceError
+from producer.history import interactive_client
 from shared import keys
-from shared.settings import REDIS_SCHEMES, Settings, SettingsError, redact_url
-from shared.settings import validate_url as _validate_url
+from shared.settings import redact_url
 from shared.timings import JobRecord
 
-EPILOG = """examples:
-  jobbench verify latest                           # the run in results/latest
-  jobbench verify 20260101T120000Z-ab12cd          # a run id (its scopes are read from Redis)
-  jobbench verify results/20260101T120000Z-ab12cd --format json
-exit codes: 0 every job accounted for, 1 jobs missing, 2 bad input or Redis unreachable
-"""
-
-FORMATS = ("table", "json")
-#: Seconds Redis may take to answer: verify is interactive, a dead Redis must cost seconds.
-REDIS_TIMEOUT_S = 2.0
 #: Job ids (and errors) listed per scope and category in the table; JSON lists them all.
 SHOWN_IDS = 20
-#: What a run id looks like (``jobbench bench`` makes ``20260101T120000Z-ab12cd``): letters,
-#: digits and ``._:-``, so no path, glob or control character ever reaches a Redis key.
-RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
-
-
-class RunNotFound(ResultsError):
-    """No such run on disk or in Redis (one-line message; exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -242,47 +220,6 @@ def check_run(client: redis.Redis, run_id: str) -> RunCheck:
     return RunCheck(run_id, scopes)
 
 
-# --- which run ------------------------------------------------------------------------------
-
-
-def run_id_arg(text: str) -> str:
-    """RUN as given: a run id, a run directory, a results.json or ``latest`` (checked later)."""
-    if not text.strip() or "\x00" in text or "\n" in text:
-        raise argparse.ArgumentTypeError(f"not a run id or run directory: {text!r}")
-    return text
-
-
-def resolve_run_id(ref: str, out_dir: Path) -> str:
-    """The run id ``ref`` names: ``latest`` or a directory (read from its results.json), else
-    ``ref`` itself if it looks like a run id."""
-    candidates = [Path(ref)]
-    if "/" not in ref and ref not in (".", ".."):
-        candidates.append(out_dir / ref)
-    for path in candidates:
-        doc_path = path / RESULTS_FILE if path.is_dir() else path
-        if doc_path.is_file() and (path.is_dir() or path.suffix == ".json"):
-            try:
-                doc = json.loads(doc_path.read_text(encoding="utf-8"))
-                run_id = str(doc["run_id"])
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ResultsError(f"cannot read the run id from {doc_path}: {exc}") from None
-            if not RUN_ID_PATTERN.fullmatch(run_id):
-                raise ResultsError(f"{doc_path} holds a malformed run id {run_id!r}")
-            return run_id
-    if ref == LATEST:
-        raise RunNotFound(f"no run {LATEST!r}: {out_dir / LATEST} is not a run directory")
-    if not RUN_ID_PATTERN.fullmatch(ref):
-        raise RunNotFound(f"no run {ref!r}: not a run directory, and not a run id")
-    return ref
-
-
-def redis_url_arg(text: str) -> str:
-    try:
-        return _validate_url(text, REDIS_SCHEMES, "--redis-url")
-    except SettingsError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 # --- output ---------------------------------------------------------------------------------
 
 
@@ -357,67 +294,12 @@ def print_table(check: RunCheck, console: Console) -> None:
         console.print(f"[red]MISSING: {summary}[/red]", highlight=False)
 
 
-# --- the subcommand ---------------------------------------------------------------------------
-
-
-def register(sub: argparse._SubParsersAction[Parser]) -> None:
-    """Add ``verify`` to the ``jobbench`` command line."""
-    verify = sub.add_parser(
-        "verify",
-        help="reconcile a run: enqueued, finished, failed, delivered more than once, missing",
-        description="Reconcile every job of a run against its timing records in Redis.\n"
-        "Exit 0 when every job is accounted for (failed jobs are named, with why),\n"
-        "1 when any is missing, 2 on bad input.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    verify.add_argument(
-        "run",
-        nargs="?",
-        default=LATEST,
-        type=run_id_arg,
-        help="run id, run directory, results.json or 'latest' (default: latest)",
-    )
-    env_option(
-        verify,
-        "--out",
-        "JOBBENCH_OUT",
-        Path("results"),
-        "results directory holding the <run_id>/ run directories and latest",
-        type=Path,
-    )
-    env_option(
-        verify,
-        "--redis-url",
-        "REDIS_URL",
-        None,
-        "Redis holding the run's job records (unset: redis://127.0.0.1:6379/0 if it answers, "
-        "else the embedded Redis store)",
-        type=redis_url_arg,
-    )
-    env_option(
-        verify, "--format", "JOBBENCH_FORMAT", "table", "output: a table or JSON", choices=FORMATS
-    )
-    verify.set_defaults(func=cmd_verify)
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    run_id = resolve_run_id(args.run, args.out)
-    url: str = args.redis_url or resolved_redis_url(Settings())
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
-    )
+def verify_run(redis_url: str, run_id: str) -> RunCheck:
+    """``check_run`` against the Redis at ``redis_url``; an unreachable Redis is one line."""
+    client = interactive_client(redis_url)
     try:
-        check = check_run(client, run_id)
+        return check_run(client, run_id)
     except redis.RedisError as exc:
-        raise ResultsError(f"cannot read Redis at {redact_url(url)}: {exc}") from None
+        raise ServiceError(f"cannot read Redis at {redact_url(redis_url)}: {exc}") from None
     finally:
         client.close()
-    if args.format == "json":
-        print(json.dumps(check.to_json(), indent=2))
-    else:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=170)
-        print_table(check, console)
-    return EXIT_OK if check.accounted else EXIT_FAILURE

@@ -6,13 +6,25 @@ another scope's, so runs can share a Redis without flushing it.
 
 from __future__ import annotations
 
+import re
+import uuid
+from datetime import UTC, datetime
+
 PREFIX = "jobbench"
+#: What a run id looks like (``new_run_id`` makes ``20260101T120000Z-ab12cd``; tests use others):
+#: letters, digits and ``._:-``, so no path, glob or control character ever reaches a Redis key.
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 
 #: Sorted set of run ids scored by their start time (unix seconds): the run history.
 RUNS_INDEX = f"{PREFIX}:runs"
 #: Hash host -> JSON clock offset of that host against Redis ``TIME`` (``worker.clock``), written
 #: by every worker at start: what puts timestamps of different hosts on one axis.
 CLOCKS = f"{PREFIX}:clocks"
+
+
+def new_run_id() -> str:
+    """A fresh run id: its UTC start second (so ids sort by time), then 6 random hex digits."""
+    return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:6]}"
 
 
 def run_prefix(run_id: str) -> str:

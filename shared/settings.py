@@ -1,7 +1,8 @@
 """Settings shared by the producer and the workers, read from the environment.
 
 Conventional variable names are used so the same values work for Celery, Flower and compose:
-``REDIS_URL`` (timing store, and broker unless ``CELERY_BROKER_URL`` is set).
+``REDIS_URL`` (timing store, and broker unless ``CELERY_BROKER_URL`` is set). Every variable is
+read through ``env_value`` (and ``env_flag`` for on/off ones): blank means unset everywhere.
 """
 
 from __future__ import annotations
@@ -23,6 +24,28 @@ BROKER_SCHEMES = REDIS_SCHEMES | {"amqp", "amqps", "pyamqp"}
 
 class SettingsError(ValueError):
     """A setting from the environment or the command line is malformed (one-line message)."""
+
+
+#: Values an on/off environment variable may take.
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The variable ``name``, stripped; None when unset or blank (a blank value means unset)."""
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    return raw or None
+
+
+def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool | None:
+    """An on/off variable: 1/true/yes/on, 0/false/no/off (any case), None when unset."""
+    raw = env_value(name, env)
+    if raw is None:
+        return None
+    word = raw.lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise SettingsError(f"{name} must be 1/0, true/false, yes/no or on/off: got {raw!r}")
+    return word in TRUE_WORDS
 
 
 #: scheme://userinfo@rest, userinfo running to the *last* "@": a raw password may hold "/", "?",
@@ -85,10 +108,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        raw_redis = env.get("REDIS_URL", "").strip()
+        raw_redis = env_value("REDIS_URL", env)
         redis_url = validate_url(raw_redis, REDIS_SCHEMES, "REDIS_URL") if raw_redis else None
-        raw_broker = env.get("CELERY_BROKER_URL", "").strip()
+        raw_broker = env_value("CELERY_BROKER_URL", env)
         broker = (
             validate_url(raw_broker, BROKER_SCHEMES, "CELERY_BROKER_URL") if raw_broker else None
         )

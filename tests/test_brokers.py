@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from producer import workers
-from producer.bench import Bench, BenchConfig, broker_labels
+from producer.bench import Bench, BenchConfig
 from producer.cli import EXIT_USAGE
 from producer.runners import RUNNERS, JobBatch, RunnerOptions
-from producer.runners.base import runner_class
+from producer.runners.celery import workers
+from producer.runners.celery.models import CeleryOptions, CeleryRunner, broker_labels
+from producer.runners.registry import runner_class
 from shared.settings import Settings
 from shared.workloads import cpu_arg
 from tests.conftest import need
@@ -77,10 +78,12 @@ def test_each_celery_model_runs_once_per_broker() -> None:
     assert bench.steps_total == 2 * 5 * config.repeat
     assert runner_class("celery_prefork@amqp") is RUNNERS["celery_prefork"]
     runner = bench._runner("celery_prefork@amqp", RunnerOptions(redis_url="redis://h:1/0"))
+    assert isinstance(runner, CeleryRunner)
     assert runner.model == "celery_prefork@amqp" and runner.name == "celery_prefork"
-    assert runner.options.broker_url == "amqp://u:p@rabbit//"
+    assert runner.celery.broker_url == "amqp://u:p@rabbit//"
     plain = bench._runner("celery_prefork", RunnerOptions(redis_url="redis://h:1/0"))
-    assert plain.model == "celery_prefork" and plain.options.broker_url == "redis://h:1/0"
+    assert isinstance(plain, CeleryRunner)
+    assert plain.model == "celery_prefork" and plain.celery.broker_url == "redis://h:1/0"
 
 
 # --- RabbitMQ ----------------------------------------------------------------------------------
@@ -88,11 +91,10 @@ def test_each_celery_model_runs_once_per_broker() -> None:
 
 @pytest.mark.integration
 def test_pool_on_rabbitmq_records_in_redis(amqp_url: str, redis_url: str, run_id: str) -> None:
-    options = RunnerOptions(
-        cpu_count=1, redis_url=redis_url, broker_url=amqp_url, broker_label="amqp",
-        completion_timeout_s=30.0, extra={"run_id": run_id},
-    )  # fmt: skip
-    runner = RUNNERS["celery_solo"](options)
+    runner = RUNNERS["celery_solo"](
+        RunnerOptions(cpu_count=1, redis_url=redis_url),
+        CeleryOptions(broker_url=amqp_url, broker_label="amqp", completion_timeout_s=30.0),
+    )
     with runner:
         facts = runner.start("cpu")
         assert facts["broker"] == amqp_url.replace("guest:guest", "guest:***")

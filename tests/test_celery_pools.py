@@ -17,11 +17,11 @@ import psutil
 import pytest
 import redis
 
-from producer import workers
-from producer.celery_run import enqueue, wait_complete
 from producer.runners import RUNNERS, JobBatch, RunnerOptions
 from producer.runners.base import RunIncomplete, usable_cpus
-from producer.runners.celery_pools import CeleryRunner
+from producer.runners.celery import workers
+from producer.runners.celery.models import CeleryOptions, CeleryRunner
+from producer.runners.celery.publish import enqueue, wait_complete
 from producer.services import Target, free_port
 from shared import keys
 from shared.timings import JobRecord, TimingStore, timed_job
@@ -37,12 +37,10 @@ DEADLINE_S = 30.0
 
 
 @pytest.fixture
-def options(redis_url: str) -> RunnerOptions:
-    return RunnerOptions(
-        cpu_count=min(2, usable_cpus()),
-        redis_url=redis_url,
-        broker_url=redis_url,
-        completion_timeout_s=60.0,
+def options(redis_url: str) -> tuple[RunnerOptions, CeleryOptions]:
+    return (
+        RunnerOptions(cpu_count=min(2, usable_cpus()), redis_url=redis_url),
+        CeleryOptions(broker_url=redis_url, completion_timeout_s=60.0),
     )
 
 
@@ -68,11 +66,11 @@ def check_records(records: list[JobRecord], n_jobs: int, workload: Workload, mod
 
 @pytest.mark.parametrize("model", sorted(EXPECTED_POOL))
 def test_pool_runs_io_and_cpu(
-    model: str, options: RunnerOptions, run_id: str, target: Target
+    model: str, options: tuple[RunnerOptions, CeleryOptions], run_id: str, target: Target
 ) -> None:
     closed_port_url = f"http://127.0.0.1:{free_port()}/ip"
     not_found_url = f"{target.base_url}/no-such-page"
-    runner = RUNNERS[model](options)
+    runner = RUNNERS[model](*options)
     assert runner.family == "celery"
     with runner:
         facts = runner.start("io")
@@ -177,7 +175,7 @@ def test_missing_jobs_are_named(redis_url: str, run_id: str, store: TimingStore)
 OWNER_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    from producer.workers import running_worker
+    from producer.runners.celery.workers import running_worker
 
     queue, url = sys.argv[1], sys.argv[2]
     with running_worker(

@@ -488,10 +488,11 @@ def test_every_service_runs_natively_and_passes_its_healthcheck(native: Native) 
 
 @pytest.mark.integration
 def test_compose_workers_run_jobs_from_their_queues(native: Native) -> None:
-    """The producer's side of the protocol (``producer.celery_run``) against the compose workers:
-    each pool's queue is consumed by that pool's service, which records every job in Redis."""
-    from producer.celery_run import enqueue, wait_complete
+    """The producer's side of the protocol (``producer.runners.celery.publish``) against the
+    compose workers: each pool's queue is consumed by that pool's service, which records every
+    job in Redis."""
     from producer.runners.base import JobBatch
+    from producer.runners.celery.publish import enqueue, wait_complete
     from shared.timings import TimingStore
     from worker.app import create_app
 

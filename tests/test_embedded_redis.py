@@ -25,8 +25,8 @@ import redis
 
 from producer import embedded_redis as er
 from producer.cli import EXIT_OK, EXIT_USAGE, main
+from producer.errors import JobbenchError
 from producer.services import embedded_redis, embedded_redis_binary
-from shared.settings import SettingsError
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration
@@ -201,7 +201,8 @@ def test_an_unwritable_data_dir_is_one_line_naming_it(tmp_path: Path) -> None:
         start(blocker / "redis")
     message = one_line(info)
     assert "not writable" in message and str(blocker / "redis") in message
-    assert isinstance(info.value, SettingsError)  # every jobbench command: exit 2
+    assert isinstance(info.value, JobbenchError)  # every jobbench command: one line, exit 2
+    assert info.value.exit_code == EXIT_USAGE
 
 
 def test_a_corrupted_append_only_file_is_one_line_naming_it(store_dir: Path) -> None:

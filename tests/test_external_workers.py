@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from producer import workers
 from producer.cli import EXIT_USAGE
 from producer.runners import RUNNERS, JobBatch, RunnerOptions
+from producer.runners.celery import workers
+from producer.runners.celery.models import CeleryOptions
+from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import ServiceError, Target
-from producer.workers import PoolName, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -52,9 +53,11 @@ def consumers(
             workers.delete_queue(redis_url, queue)
 
 
-def options(redis_url: str, queue_prefix: str, wait_s: float = 10.0) -> RunnerOptions:
-    return RunnerOptions(
-        cpu_count=2, redis_url=redis_url, broker_url=redis_url, completion_timeout_s=30.0,
+def options(
+    redis_url: str, queue_prefix: str, wait_s: float = 10.0
+) -> tuple[RunnerOptions, CeleryOptions]:
+    return RunnerOptions(cpu_count=2, redis_url=redis_url), CeleryOptions(
+        broker_url=redis_url, completion_timeout_s=30.0,
         external_workers=True, queue_prefix=queue_prefix, external_wait_s=wait_s,
     )  # fmt: skip
 
@@ -64,7 +67,7 @@ def test_runner_measures_every_node_on_the_queue_and_leaves_them_running(
 ) -> None:
     qp = prefix()
     with consumers(redis_url, f"{qp}.threads", "threads", (2, 3)) as nodes:
-        runner = RUNNERS["celery_threads"](options(redis_url, qp))
+        runner = RUNNERS["celery_threads"](*options(redis_url, qp))
         facts = runner.start("io")
         assert facts["external"] is True and facts["queue"] == f"{qp}.threads"
         assert facts["nodes"] == {w.nodename: w.concurrency for w in nodes}
@@ -79,7 +82,7 @@ def test_runner_measures_every_node_on_the_queue_and_leaves_them_running(
         runner.stop()  # twice is fine
         # Not ours: still running, and their queue still serves a second runner.
         assert all(w.alive() for w in nodes)
-        again = RUNNERS["celery_threads"](options(redis_url, qp))
+        again = RUNNERS["celery_threads"](*options(redis_url, qp))
         again.start("io")
         more = again.run(JobBatch(run_id, "io", [target.url] * 3, repeat=1))
         assert len(more.records) == 3
@@ -88,7 +91,7 @@ def test_runner_measures_every_node_on_the_queue_and_leaves_them_running(
 
 def test_no_consumer_is_a_bounded_one_line_error(redis_url: str) -> None:
     qp = prefix()
-    runner = RUNNERS["celery_solo"](options(redis_url, qp, wait_s=1.5))
+    runner = RUNNERS["celery_solo"](*options(redis_url, qp, wait_s=1.5))
     started = time.monotonic()
     with pytest.raises(ServiceError) as err:
         runner.start("cpu")
@@ -100,7 +103,7 @@ def test_no_consumer_is_a_bounded_one_line_error(redis_url: str) -> None:
 def test_a_node_running_another_pool_is_refused(redis_url: str) -> None:
     qp = prefix()
     with consumers(redis_url, f"{qp}.prefork", "threads", (1,)):
-        runner = RUNNERS["celery_prefork"](options(redis_url, qp))
+        runner = RUNNERS["celery_prefork"](*options(redis_url, qp))
         with pytest.raises(ServiceError, match="runs the threads pool, not prefork"):
             runner.start("cpu")
 

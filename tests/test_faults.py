@@ -32,10 +32,11 @@ import pytest
 import redis
 from celery.exceptions import Reject
 
-from producer import workers
-from producer.celery_run import enqueue
 from producer.cli import EXIT_FAILURE, main
 from producer.runners.base import JobBatch
+from producer.runners.celery import workers
+from producer.runners.celery.publish import enqueue
+from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import (
     embedded_redis_binary,
     free_port,
@@ -44,7 +45,6 @@ from producer.services import (
     wait_until,
 )
 from producer.verify import ScopeCheck, check_scope
-from producer.workers import PoolName, WorkerProcess
 from shared import keys
 from shared.timings import TimingStore
 from shared.workloads import REQUEST_TRIES, RequestFailed, fetch, fetch_async, retry_delay_s
@@ -140,11 +140,11 @@ def fault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @contextlib.contextmanager
 def target_process(*, fail_rate: float = 0.0, hang_rate: float = 0.0) -> Iterator[str]:
-    """The local target (producer/target.py) with a fixed seed; killed after 1 s at the end,
+    """The local target (``jobbench target``) with a fixed seed; killed after 1 s at the end,
     since requests it leaves hanging would hold its graceful shutdown for the whole grace."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "producer.target", "--port", str(port),
+        sys.executable, "-m", "producer.cli", "target", "--port", str(port),
         "--latency-ms", str(LATENCY_MS if not (fail_rate or hang_rate) else 20.0),
         "--fail-rate", str(fail_rate), "--hang-rate", str(hang_rate), "--seed", "7",
     ]  # fmt: skip

@@ -213,7 +213,7 @@ def test_flower_env_passes_the_broker_and_auth_only_when_set(monkeypatch: Any) -
 def test_make_flower_entry_point_serves_on_loopback_with_auth_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
-    """``make flower`` runs ``python -m producer.flower --port N``."""
+    """``make flower`` runs ``jobbench flower --port N``."""
     port = free_port()
     with embedded_redis() as redis_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
@@ -221,7 +221,7 @@ def test_make_flower_entry_point_serves_on_loopback_with_auth_and_stops_on_ctrl_
         env.pop("CELERY_BROKER_URL", None)
         with open(tmp_path / "flower.log", "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "producer.flower", "--port", str(port)], env=env,
+                [sys.executable, "-m", "producer.cli", "flower", "--port", str(port)], env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from producer.cli import EXIT_USAGE, bounded, choice_list, http_url, main
+from producer.cli import EXIT_USAGE, main
+from producer.cli.options import bounded, choice_list, http_url
 from shared.settings import (
     BROKER_SCHEMES,
     REDIS_SCHEMES,
@@ -48,7 +49,7 @@ def one_line(message: str) -> bool:
     return len(message.splitlines()) <= 1
 
 
-# --- producer.cli parsers -------------------------------------------------------------------
+# --- producer.cli.options parsers ----------------------------------------------------------
 
 
 @given(text=typed, lo=st.integers(-5, 5), span=st.integers(0, 10**6))

@@ -18,18 +18,19 @@ from typing import Any
 
 import pytest
 
-from producer import celery_run, workers
-from producer.celery_run import MessageRanges, enqueue, message_ranges, wait_complete
 from producer.cli import EXIT_OK, EXIT_USAGE, main
-from producer.overhead import OVERHEAD_DIR, OVERHEAD_FILE, count_list, pool_list
-from producer.runners import JobBatch
-from producer.targets import (
+from producer.goals import (
     CPU_MAX_RATIO,
     IO_MAX_RATIO,
-    bench_targets,
-    overhead_targets,
-    target_lines,
+    bench_goals,
+    goal_lines,
+    overhead_goals,
 )
+from producer.overhead import OVERHEAD_DIR, OVERHEAD_FILE, count_list, pool_list
+from producer.runners import JobBatch
+from producer.runners.celery import publish as celery_run
+from producer.runners.celery import workers
+from producer.runners.celery.publish import MessageRanges, enqueue, message_ranges, wait_complete
 from shared import keys
 from shared.timings import NOOP, NOOP_OUTPUT, RECORD_FIELDS, JobRecord, TimingStore, timed_job
 from worker.app import RUN_JOBS_TASK
@@ -101,16 +102,20 @@ def test_bench_targets_compare_within_one_run() -> None:
         _row("io", "asyncio", "in-process", 0.40),
         _row("io", "celery_threads", "celery", 0.60, repeats=3),
     ]
-    t = bench_targets(rows)
-    cpu, io = t["cpu_celery_vs_in_process"], t["io_celery_threads_vs_asyncio"]
+    t = bench_goals(rows, cores=2)
+    cpu, io = t["cpu_celery_vs_in_process"], t["io_celery_vs_in_process"]
     assert cpu["numerator"]["model"] == "celery_prefork"  # the best Celery pool
     assert cpu["denominator"]["model"] == "multiprocessing_pool"  # sequential is not parallel
     assert cpu["value"] == pytest.approx(5.9 / 5.5) and cpu["met"] is (CPU_MAX_RATIO >= 5.9 / 5.5)
+    # Identical repeats: the interval is the point, so the verdict is decided.
+    assert cpu["ci"]["low"] == pytest.approx(5.9 / 5.5) and cpu["verdict"] == "missed"
     assert io["value"] == pytest.approx(1.5) and io["met"] is False and IO_MAX_RATIO < 1.5
-    assert io["enough_repeats"] is False
-    lines = target_lines(t)
+    assert io["enough_repeats"] is False and io["verdict"] == "missed"
+    eff = t["cpu_best_efficiency"]
+    assert eff["efficiency"] == pytest.approx((11.0 / 2) / 5.5) and eff["verdict"] == "met"
+    lines = goal_lines(t)
     assert any("MISSED" in line and "only 3 repeats" in line for line in lines)
-    assert bench_targets(rows[:4])["io_celery_threads_vs_asyncio"]["met"] is None  # unmeasured
+    assert bench_goals(rows[:4])["io_celery_vs_in_process"]["met"] is None  # unmeasured
 
 
 def test_overhead_targets_judge_each_section() -> None:
@@ -121,11 +126,11 @@ def test_overhead_targets_judge_each_section() -> None:
         "memory": {"peak_ratio": 1.05, "from_jobs": 10, "to_jobs": 100,
                    "probes": {"100": {"rss_peak_mb": wall}}},
     }  # fmt: skip
-    t = overhead_targets(doc)
+    t = overhead_goals(doc)
     assert t["enqueue_jobs_per_s"]["met"] is True
     assert t["timing_capture_fraction"]["met"] is False
     assert t["producer_memory_ratio"]["met"] is True
-    assert all(v["met"] is None for v in overhead_targets({}).values())
+    assert all(v["met"] is None for v in overhead_goals({}).values())
 
 
 def test_option_parsers() -> None:
@@ -279,6 +284,22 @@ def test_bench_results_carry_the_targets(tmp_path: Path) -> None:
     ])  # fmt: skip
     assert code == EXIT_OK
     doc = json.loads((tmp_path / "latest" / "results.json").read_text())
-    io = doc["targets"]["io_celery_threads_vs_asyncio"]
+    io = doc["targets"]["io_celery_vs_in_process"]
     assert io["met"] in (True, False) and io["enough_repeats"] is False
     assert doc["targets"]["cpu_celery_vs_in_process"]["met"] is None  # no CPU models ran
+
+
+def test_a_ratio_within_the_noise_is_undecided_and_names_the_repeats_to_decide() -> None:
+    rows = [
+        _row("cpu", "sequential", "in-process", 11.0),
+        _row("cpu", "multiprocessing_pool", "in-process", 5.5),
+        _row("cpu", "celery_prefork", "celery", 5.6),
+    ]
+    # Interleaved repeats whose ratio swings around the limit: no verdict yet.
+    rows[1]["wall_s"]["values"] = [5.5, 5.0, 6.0, 5.2, 5.8]
+    rows[2]["wall_s"]["values"] = [5.6, 5.6, 5.5, 5.9, 5.4]
+    rows[2]["wall_s"]["median"] = 5.6
+    cpu = bench_goals(rows, cores=2)["cpu_celery_vs_in_process"]
+    assert cpu["verdict"] == "undecided"
+    assert cpu["ci"]["low"] < CPU_MAX_RATIO < cpu["ci"]["high"]
+    assert any("undecided" in line and "95% CI" in line for line in goal_lines({"cpu": cpu}))

@@ -10,7 +10,11 @@ from shared.workloads import cpu_arg, run_cpu_job
 
 pytestmark = pytest.mark.integration
 
-IN_PROCESS = sorted(name for name, cls in RUNNERS.items() if cls.family == "in-process")
+#: Every model the bench runs inside its own process (whose records it stores itself), that can
+#: run on this Python.
+IN_PROCESS = sorted(
+    name for name, cls in RUNNERS.items() if not cls.stores_own_records and cls.available() is None
+)
 
 
 @pytest.mark.parametrize("model", IN_PROCESS)

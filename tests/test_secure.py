@@ -19,9 +19,10 @@ import pytest
 import redis
 import yaml
 
-from producer import flower, workers
-from producer.celery_run import enqueue, wait_complete
+from producer import flower
 from producer.runners.base import JobBatch
+from producer.runners.celery import workers
+from producer.runners.celery.publish import enqueue, wait_complete
 from producer.services import (
     Target,
     embedded_redis_binary,

@@ -13,7 +13,9 @@ import pytest
 import redis
 
 from producer.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
-from producer.verify import RunNotFound, check_run, resolve_run_id
+from producer.errors import ResultsError, RunNotFound
+from producer.history import resolve_run_id
+from producer.verify import check_run
 from shared import keys
 from shared.timings import TimingStore, timed_job
 
@@ -169,7 +171,7 @@ def test_run_resolution(tmp_path: Path) -> None:
         resolve_run_id("latest", tmp_path / "empty")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "results.json").write_text("{not json")
-    with pytest.raises(OSError, match="cannot read the run id"):
+    with pytest.raises(ResultsError, match="cannot read the run id"):
         resolve_run_id(str(tmp_path / "broken"), tmp_path)
 
 
@@ -234,18 +236,17 @@ def test_verify_a_real_run_end_to_end(
 
 
 def test_a_run_with_missing_jobs_is_exit_1_naming_them(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """``jobbench bench`` raises RunIncomplete when a repeat misses jobs: one line, exit 1."""
-    import argparse
-
-    from producer import verify
+    from producer.bench import Bench
     from producer.runners.base import RunIncomplete
 
-    def incomplete(args: argparse.Namespace) -> int:
+    def incomplete(self: Bench) -> dict[str, object]:
         raise RunIncomplete("celery_solo (timeout 5 s)", [3, 7], 10)
 
-    monkeypatch.setattr(verify, "cmd_verify", incomplete)
-    code, out, err = run_cli(["verify", "x"], capsys)
+    monkeypatch.setattr(Bench, "run", incomplete)
+    argv = ["bench", "--models", "celery_solo", "--workloads", "cpu", "--out", str(tmp_path), "-q"]
+    code, out, err = run_cli(argv, capsys)
     assert code == EXIT_FAILURE and not out
     assert err == "jobbench: jobs missing: celery_solo (timeout 5 s): 2 of 10 jobs missing: 3, 7\n"

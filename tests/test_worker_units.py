@@ -7,9 +7,9 @@ from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.concurrency.solo import TaskPool as SoloPool
 from celery.concurrency.thread import TaskPool as ThreadPool
 
-from producer.celery_run import MAX_AUTO_BATCH_SIZE, auto_batch_size, message_ranges
-from producer.runners.jobs import pool_map_chunksize
-from producer.workers import queue_name, worker_command
+from producer.runners.celery.publish import MAX_AUTO_BATCH_SIZE, auto_batch_size, message_ranges
+from producer.runners.celery.workers import queue_name, worker_command
+from producer.schedule import pool_map_chunksize
 from shared.settings import SettingsError
 from worker.app import DEFAULT_VISIBILITY_TIMEOUT_S, create_app, pool_name, visibility_timeout_s
 

@@ -48,8 +48,8 @@ RESTORE_SWEEPS_PER_TIMEOUT = 4
 #: for a benchmark.
 ACKS_LATE_ENV = "JOBBENCH_ACKS_LATE"
 
-#: Environment variable set by ``producer.workers``: the pid of the process that owns this
-#: worker. When that process disappears (even by SIGKILL) the worker shuts itself down.
+#: Environment variable set by ``producer.runners.celery.workers``: the pid of the process that
+#: owns this worker. When that process disappears (even by SIGKILL) the worker shuts itself down.
 PARENT_PID_ENV = "JOBBENCH_PARENT_PID"
 #: How often (s) the orphan watchdog checks the parent pid; a leaked worker lives at most this
 #: long plus its warm shutdown.
@@ -109,7 +109,8 @@ def create_app(broker_url: str | None = None) -> Celery:
         task_store_errors_even_if_ignored=False,
         # Task events only feed monitors, and cost ~3 event messages per task (measured ~20 %
         # on 100 one-job IO messages): off unless asked for. ``-E`` / ``--task-events`` turns
-        # them on (producer.workers passes it with --flower; the compose workers always do).
+        # them on (producer.runners.celery.workers passes it with --flower; the compose workers
+        # always do).
         worker_send_task_events=False,
         task_send_sent_event=False,
         # At-least-once: ack after the task body ran, and requeue (not ack) a message whose

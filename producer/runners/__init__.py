@@ -1,14 +1,10 @@
-"""The execution models. Importing this package registers every runner in ``RUNNERS``."""
+"""The execution models: one module per model, found by name (``producer.runners.registry``).
 
-from producer.runners import (  # noqa: F401  (imported for registration)
-    asyncio_gather,
-    celery_pools,
-    multiprocessing_pool,
-    process_pool,
-    sequential,
-    thread_pool,
-    threads,
-)
-from producer.runners.base import RUNNERS, JobBatch, Runner, RunnerOptions, RunResult
+Importing this package imports no model: a process-pool child importing ``producer.runners.jobs``
+gets the job path alone (``shared.timings``, ``shared.workloads``), never Celery.
+"""
+
+from producer.runners.base import JobBatch, Runner, RunnerOptions, RunResult
+from producer.runners.registry import RUNNERS
 
 __all__ = ["RUNNERS", "JobBatch", "RunResult", "Runner", "RunnerOptions"]

@@ -1,20 +1,27 @@
-"""The one small interface every execution model implements.
+"""The one small interface every execution model implements, and the hooks through which a model
+tells the rest of jobbench everything that is particular to it.
 
 A runner is started (untimed: pools, worker processes), then ``run`` is called once per repeat and
 timed by the harness, then stopped. ``run`` must return exactly one ``JobRecord`` per job it was
 given (a failed job is an ``error`` record) or raise ``RunIncomplete`` naming the missing ones.
-Adding a model is adding one module that defines a ``Runner`` subclass decorated with
-``@register``.
+
+Adding a model is adding one module under ``producer/runners/`` that defines a ``Runner``
+subclass with a ``name``: ``producer.runners.registry`` finds it without importing it, and the
+bench, the table, the report, the charts and the goals read what they need from the class hooks
+below (or from the result rows the bench writes with them). Nothing outside a model branches on
+its name or its family.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+from shared.settings import Settings, SettingsError
 from shared.timings import JobRecord
 from shared.workloads import WORKLOADS, ResultMode, Workload
 
@@ -25,6 +32,22 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+def library_cpu_count() -> int:
+    """The worker count ``multiprocessing.Pool()`` and ``ProcessPoolExecutor()`` pick when given
+    none: ``os.process_cpu_count()`` from Python 3.13, ``os.cpu_count()`` before."""
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return max(1, count or 1)
+
+
+#: Between a model's name and its variant label in a row's model name: ``celery_prefork@amqp``.
+VARIANT_SEP = "@"
+
+
+def base_name(model: str) -> str:
+    """``celery_prefork@amqp`` -> ``celery_prefork``: the model a variant row belongs to."""
+    return model.partition(VARIANT_SEP)[0]
 
 
 @dataclass(frozen=True)
@@ -44,33 +67,32 @@ class JobBatch:
 
 @dataclass(frozen=True)
 class RunnerOptions:
-    """What the command line tells every runner; each runner reads the fields it needs."""
+    """What the bench tells every model. A model's own options are a dataclass of its own, read
+    from the run's configuration with ``options_for`` (the Celery models' ``CeleryOptions``)."""
 
-    cpu_count: int = field(default_factory=usable_cpus)
+    #: Workers of the in-process pools; None keeps the library's default (``os.cpu_count()``
+    #: for ``Pool()`` and ``ProcessPoolExecutor()``).
+    cpu_count: int | None = None
     #: ThreadPoolExecutor's max_workers; None keeps Python's default (min(32, cpus + 4)).
     thread_pool_workers: int | None = None
-    #: Pool.map / ProcessPoolExecutor.map chunksize; None picks the Pool.map heuristic.
+    #: Pool.map / ProcessPoolExecutor.map chunksize; None keeps each model's own default.
     chunksize: int | None = None
-    #: Where Celery runners find Redis for timings, and their broker.
+    #: The run's Redis: where every job record ends up.
     redis_url: str = ""
-    broker_url: str = ""
-    #: Celery: jobs per message; None picks from the job count and the worker concurrency.
-    batch_size: int | None = None
-    #: Celery: seconds to wait for every job's record before naming the missing ones.
-    completion_timeout_s: float = 600.0
-    #: Celery: keep task events on (Flower) and do not disable worker heartbeats.
-    flower: bool = False
-    #: Celery: start no worker; publish to ``<queue_prefix>.<pool>`` and measure the workers that
-    #: consume it (docker compose services, other machines).
-    external_workers: bool = False
-    #: Celery, external workers: the queue of pool P is ``<queue_prefix>.<P>``.
-    queue_prefix: str = "jobbench"
-    #: Celery, external workers: seconds ``start`` waits for a worker consuming the queue.
-    external_wait_s: float = 60.0
-    #: Celery: the broker's label in model names (``celery_prefork@amqp``); empty for the run's
-    #: own Redis, so those rows keep the plain name older results use.
-    broker_label: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+T = TypeVar("T")
+
+
+def options_for(config: object, kind: type[T], **overrides: Any) -> T:
+    """The options dataclass ``kind`` of a model, built from the same-named fields of the run's
+    configuration (``producer.bench.BenchConfig``): an option is named once, and a model reads
+    only its own options. Fields the configuration lacks keep their default."""
+    if not dataclasses.is_dataclass(kind):
+        raise TypeError(f"{kind!r} is not a dataclass")
+    names = {f.name for f in dataclasses.fields(kind)}
+    values = {n: getattr(config, n) for n in names if hasattr(config, n)}
+    return kind(**{**values, **overrides})
 
 
 @dataclass
@@ -92,22 +114,128 @@ class RunIncomplete(RuntimeError):
         super().__init__(f"{model}: {len(self.missing)} of {n_jobs} jobs missing: {shown}{more}")
 
 
+class ModelUnavailable(SettingsError):
+    """A model that cannot run here was asked for (bad input: one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class LibraryCall:
+    """A library callable a model configures, and the keyword arguments the model passes it.
+
+    A baseline must be what a user writes: the library's defaults. ``tests/test_model_settings``
+    compares ``kwargs`` with the callable's signature; a model passing anything else must say
+    ``tuned = True`` (and is then a named variant shown beside the default model).
+    """
+
+    #: ``module:qualname`` of the callable, e.g. ``httpx:AsyncClient``.
+    target: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: Arguments whose value comes from the command line (``--chunksize``): a user's explicit
+    #: choice, not the model's. The default (unset) must still be the library's.
+    from_options: frozenset[str] = frozenset()
+
+
+#: A model's bare reference (``jobbench calibrate``): the few lines a user writes for it, with the
+#: library's defaults. Given the workload's job function, the jobs' arguments and a repeat count, it
+#: returns each repeat's wall time (s), timing the same window as the harness (pools warmed first).
+Reference = Callable[[Callable[[Any], str], list[Any], int], list[float]]
+
+
 class Runner(abc.ABC):
-    """One execution model."""
+    """One execution model, and everything jobbench needs to know about it."""
 
     name: ClassVar[str]
-    #: "in-process" or "celery": only used for grouping in reports.
+    #: The group label shown in the report's "family" column and used to colour the charts.
+    #: Only ever displayed: nothing branches on it.
     family: ClassVar[str] = "in-process"
     workloads: ClassVar[frozenset[Workload]] = frozenset(WORKLOADS)
+    #: Position in tables and in the default ``--models`` list (lower first).
+    order: ClassVar[int] = 1000
+    #: Whether a plain ``jobbench bench`` runs it.
+    default: ClassVar[bool] = False
+    #: The baseline: its median is what speedups are relative to and what the CPU ideal divides
+    #: (at most one model should set it).
+    baseline: ClassVar[bool] = False
+    #: Whether its jobs write their own records to Redis (workers elsewhere); otherwise the bench
+    #: stores the records ``run`` returned, after the timed window.
+    stores_own_records: ClassVar[bool] = False
+    #: Whether the job timeline shows it (one lane of back-to-back jobs says nothing).
+    in_timeline: ClassVar[bool] = True
+    #: One line for the report's "how much to trust this" when a run has this model; None: none.
+    caveat: ClassVar[str | None] = None
+    #: The library calls this model makes and the arguments it passes (see ``LibraryCall``).
+    settings: ClassVar[tuple[LibraryCall, ...]] = ()
+    #: Whether ``settings`` departs from the library defaults on purpose (a named variant).
+    tuned: ClassVar[bool] = False
 
     def __init__(self, options: RunnerOptions) -> None:
         self.options = options
 
+    # --- class hooks: what the rest of jobbench asks a model ---------------------------------
+
+    @classmethod
+    def reference(cls) -> Reference | None:
+        """Its bare reference, for ``jobbench calibrate``; None: it has none (Celery pools)."""
+        return None
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None when the model can run on this Python and machine, else the reason it cannot."""
+        return None
+
+    @classmethod
+    def variants(cls, config: object, settings: Settings) -> list[str]:
+        """The row names this model runs under for ``config`` (``producer.bench.BenchConfig``):
+        itself, or one per variant (``celery_prefork``, ``celery_prefork@amqp``)."""
+        return [cls.name]
+
+    @classmethod
+    def check(cls, config: object, settings: Settings) -> None:
+        """Called once before anything is measured; raise a one-line error for a configuration
+        this model cannot run with (an unreachable broker)."""
+
+    @classmethod
+    def create(
+        cls, model: str, options: RunnerOptions, config: object, settings: Settings
+    ) -> Runner:
+        """The runner for row ``model`` (one of ``variants``)."""
+        return cls(options)
+
+    @classmethod
+    def run_metadata(cls, config: object, settings: Settings, redis_url: str) -> dict[str, Any]:
+        """Entries this model adds to a run's metadata (``redis_url``: the run's resolved Redis).
+        Several models may return the same entry; they must agree on its value."""
+        return {}
+
+    @classmethod
+    def notes(cls, row: Mapping[str, Any]) -> list[str]:
+        """Short notes for the results table, from a summarized result row (the bench stores
+        them in the row as ``notes``): what the reader needs beside the wall time."""
+        params = row.get("params", {})
+        out = [f"chunk {params['chunksize']}"] if params.get("chunksize") else []
+        if params.get("schedule"):
+            out.append(f"{params['schedule']}: {params.get('chunks', '?')} chunks")
+        return out
+
+    @classmethod
+    def kwargs_for(cls, target: str, **chosen: Any) -> dict[str, Any]:
+        """The keyword arguments the model passes ``target``: its declared ``settings``, with
+        the user's explicit choices (values not None) for the arguments taken from options."""
+        for call in cls.settings:
+            if call.target == target:
+                picked = {k: v for k, v in chosen.items() if v is not None}
+                unknown = picked.keys() - call.from_options
+                if unknown:
+                    raise TypeError(f"{cls.name}: {sorted(unknown)} are not options of {target}")
+                return {**call.kwargs, **picked}
+        raise KeyError(f"{cls.name} declares no settings for {target}")
+
+    # --- the runner ---------------------------------------------------------------------------
+
     @property
     def model(self) -> str:
-        """The name results carry: the runner's, with the broker label when there is one."""
-        label = self.options.broker_label
-        return f"{self.name}{BROKER_SEP}{label}" if label else self.name
+        """The name records and rows carry."""
+        return self.name
 
     def start(self, workload: Workload) -> dict[str, Any]:
         """Untimed set-up before the repeats of ``workload``; returns facts to report."""
@@ -129,21 +257,3 @@ class Runner(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-RUNNERS: dict[str, type[Runner]] = {}
-
-#: Between a runner's name and its broker label in a model name: ``celery_prefork@amqp``.
-BROKER_SEP = "@"
-
-
-def runner_class(model: str) -> type[Runner]:
-    """The runner of a model name, with or without a broker label."""
-    return RUNNERS[model.partition(BROKER_SEP)[0]]
-
-
-def register(cls: type[Runner]) -> type[Runner]:
-    if cls.name in RUNNERS:
-        raise ValueError(f"duplicate runner name {cls.name!r}")
-    RUNNERS[cls.name] = cls
-    return cls

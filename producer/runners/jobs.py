@@ -21,7 +21,7 @@ def job_args(
     return [(i, workload, arg, model, mode) for i, arg in enumerate(args)]
 
 
-def pool_map_chunksize(n_jobs: int, n_workers: int) -> int:
-    """multiprocessing.Pool.map's own default: about 4 chunks per worker."""
-    chunksize, extra = divmod(n_jobs, n_workers * 4)
-    return chunksize + 1 if extra else max(chunksize, 1)
+def run_chunk(jobs: list[JobArgs]) -> list[JobRecord]:
+    """A chunk of jobs as one pool task: what a scheduled (``*_factoring``) pool model ships, one
+    chunk of the schedule per task."""
+    return [run_job(job) for job in jobs]

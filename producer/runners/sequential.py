@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from producer.runners.base import JobBatch, Runner, RunResult, register
+from collections.abc import Callable
+from typing import Any
+
+from producer.references import timed
+from producer.runners.base import JobBatch, Reference, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from shared.workloads import Workload
 
 
-@register
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: a loop."""
+    return timed(lambda: [job(a) for a in args], repeat)
+
+
 class Sequential(Runner):
     name = "sequential"
+    order = 10
+    default = True
+    baseline = True
+    in_timeline = False
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
 
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         return 1

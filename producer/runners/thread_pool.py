@@ -1,24 +1,46 @@
-"""``concurrent.futures.ThreadPoolExecutor`` with Python's default worker count or an explicit
-one (``--thread-pool-workers``)."""
+"""``concurrent.futures.ThreadPoolExecutor.map`` with Python's default worker count or an
+explicit one (``--thread-pool-workers``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from producer.runners.base import JobBatch, Runner, RunResult, register
+from producer.references import timed
+from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
 from producer.runners.jobs import job_args, run_job
 from shared.workloads import Workload
+
+EXECUTOR = "concurrent.futures:ThreadPoolExecutor"
 
 
 def default_thread_workers() -> int:
     """ThreadPoolExecutor's own default since Python 3.8."""
-    return min(32, (os.cpu_count() or 1) + 4)
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return min(32, (count or 1) + 4)
 
 
-@register
+def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
+    """What a user writes: ``ThreadPoolExecutor()`` and ``map``."""
+
+    def run_all() -> list[str]:
+        with ThreadPoolExecutor() as executor:
+            return list(executor.map(job, args))
+
+    return timed(run_all, repeat)
+
+
 class ThreadPool(Runner):
     name = "thread_pool"
+    order = 30
+    default = True
+    settings = (LibraryCall(EXECUTOR, {"max_workers": None}, frozenset({"max_workers"})),)
+
+    @classmethod
+    def reference(cls) -> Reference:
+        return bare
 
     @property
     def workers(self) -> int:
@@ -29,7 +51,8 @@ class ThreadPool(Runner):
 
     def run(self, batch: JobBatch) -> RunResult:
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
-        with ThreadPoolExecutor(max_workers=self.workers) as executor:
+        kwargs = self.kwargs_for(EXECUTOR, max_workers=self.options.thread_pool_workers)
+        with ThreadPoolExecutor(**kwargs) as executor:
             records = list(executor.map(run_job, jobs))
         params = {
             "concurrency": self.workers,

@@ -1,4 +1,5 @@
-"""Celery workers fed through Redis: the prefork, threads and solo pools.
+"""The Celery models: workers fed through a broker (Redis or RabbitMQ), one per pool (prefork,
+threads, solo), each run once per broker of the run (``celery_prefork``, ``celery_prefork@amqp``).
 
 ``start`` launches one worker subprocess on a queue of its own (untimed); ``run`` publishes the
 jobs, waits for every job's record in Redis and loads them (timed by the harness, so broker and
@@ -6,8 +7,8 @@ record round trips are part of what Celery costs); ``stop`` shuts the worker dow
 
 With ``external_workers`` the runner starts nothing: ``start`` waits for workers someone else
 started (docker compose services, other machines) consuming ``<queue_prefix>.<pool>``, sums
-their concurrency, and ``stop`` leaves them and their queue alone. The broker is an option too
-(Redis or RabbitMQ); timings always go to the run's Redis.
+their concurrency, and ``stop`` leaves them and their queue alone. Timings always go to the
+run's Redis, whatever the broker.
 """
 
 from __future__ import annotations
@@ -15,34 +16,84 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from celery import Celery
-
-from producer import celery_run, workers
-from producer.runners.base import JobBatch, Runner, RunResult, register
+from producer.runners.base import (
+    VARIANT_SEP,
+    JobBatch,
+    Runner,
+    RunnerOptions,
+    RunResult,
+    options_for,
+    usable_cpus,
+)
+from producer.runners.celery import publish, workers
+from producer.runners.celery.consumers import ExternalWorkers, find_consumers
+from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import ServiceError
-from producer.workers import PoolName, WorkerProcess
 from shared.settings import REDIS_SCHEMES, Settings, redact_url
 from shared.timings import TimingStore
 from shared.workloads import Workload
-from worker.app import pool_name
 
 #: Threads of the threads pool for IO: like ``threading`` in the seed, enough that the seed's
 #: 100 requests all wait on the network at once.
 IO_THREADS = 100
-#: Seconds one ``inspect`` broadcast collects replies. An idle node answers within milliseconds
-#: (a solo worker only between two tasks); the broadcast always waits this long for stragglers.
-INSPECT_TIMEOUT_S = 1.0
-
-
 #: Seconds the ping that wakes a stopping worker waits for its reply (it only has to arrive).
 WAKE_PING_TIMEOUT_S = 0.05
 #: Seconds a broker may take to accept the connection of ``check_broker``.
 BROKER_CHECK_TIMEOUT_S = 5.0
+#: The label of a broker in model names, by URL scheme (``celery_prefork@amqp``).
+BROKER_LABELS = {"amqp": "amqp", "amqps": "amqp", "pyamqp": "amqp",
+                 "redis": "redis", "rediss": "redis", "unix": "redis"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CeleryOptions:
+    """The Celery models' own options. Read from the run's configuration by field name
+    (``options_for``); ``broker_url`` and ``broker_label`` are set per broker variant."""
+
+    #: Celery brokers to compare, each "redis" (the run's Redis) or a URL; empty: the one broker
+    #: (CELERY_BROKER_URL, else the run's Redis). Every Celery model runs once per broker.
+    brokers: tuple[str, ...] = ()
+    #: The broker of this runner; empty: CELERY_BROKER_URL, else the run's Redis.
+    broker_url: str = ""
+    #: The broker's label in model names (``celery_prefork@amqp``); empty for the run's own
+    #: Redis, so those rows keep the plain name older results use.
+    broker_label: str = ""
+    #: Jobs per message; None picks from the job count and the worker concurrency.
+    batch_size: int | None = None
+    #: Seconds to wait for every job's record before naming the missing ones.
+    completion_timeout_s: float = 600.0
+    #: Keep task events on (Flower) and do not disable worker heartbeats.
+    flower: bool = False
+    #: Start no worker; publish to ``<queue_prefix>.<pool>`` and measure the workers that
+    #: consume it (docker compose services, other machines).
+    external_workers: bool = False
+    #: External workers: the queue of pool P is ``<queue_prefix>.<P>``.
+    queue_prefix: str = "jobbench"
+    #: External workers: seconds ``start`` waits for a worker consuming the queue.
+    external_wait_s: float = 60.0
+
+
+def broker_labels(brokers: Sequence[str], settings: Settings) -> dict[str, str | None]:
+    """Label -> broker URL for the Celery models; the label "" (plain model names, comparable with
+    older runs) and the URL None stand for the run's own Redis."""
+    wanted = brokers or (settings.broker_url or "redis",)
+    out: dict[str, str | None] = {}
+    for raw in wanted:
+        if raw == "redis" or raw == settings.redis_url:
+            out[""] = None
+            continue
+        base = BROKER_LABELS.get(raw.partition("://")[0], "broker")
+        label, n = base, 1
+        while label in out and out[label] != raw:
+            n += 1
+            label = f"{base}{n}"
+        out[label] = raw
+    return out
 
 
 def check_broker(url: str, timeout_s: float = BROKER_CHECK_TIMEOUT_S) -> None:
@@ -70,113 +121,78 @@ def _wake_for_shutdown(worker: WorkerProcess) -> None:
         app.control.ping(destination=[worker.nodename], timeout=WAKE_PING_TIMEOUT_S)
 
 
-@dataclass
-class ExternalWorkers:
-    """Workers this process did not start, consuming ``queue``: the facts ``run`` needs, under
-    the same names as a ``WorkerProcess``."""
-
-    queue: str
-    pool: PoolName
-    broker_url: str
-    #: Node name -> its pool's ``max-concurrency`` (``inspect stats``).
-    nodes: dict[str, int]
-    prefetch_multiplier: int
-    #: Seconds until a consuming node was found and sized.
-    startup_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def concurrency(self) -> int:
-        return sum(self.nodes.values())
-
-    @property
-    def nodename(self) -> str:
-        return ",".join(sorted(self.nodes))
-
-    def alive(self) -> bool:
-        # Not ours to watch: a node that disappears shows up as jobs missing at the timeout.
-        return True
-
-
-def find_consumers(
-    app: Celery,
-    queue: str,
-    pool: PoolName,
-    *,
-    broker_url: str,
-    wait_s: float,
-    inspect_timeout_s: float = INSPECT_TIMEOUT_S,
-) -> ExternalWorkers:
-    """Wait (at most ``wait_s``) until some node consumes ``queue``; size every such node.
-
-    Raises ``ServiceError`` (one line) when none shows up in time, none answers ``stats``, or a
-    node runs another pool than the queue's name promises (its records would be mislabelled).
-    """
-    started = time.perf_counter()
-    deadline = time.monotonic() + wait_s
-    consumers: list[str] = []
-    while True:
-        replies = app.control.inspect(timeout=inspect_timeout_s).active_queues() or {}
-        found = sorted(
-            node for node, queues in replies.items()
-            if any(q.get("name") == queue for q in queues or [])
-        )  # fmt: skip
-        # Done when two broadcasts in a row agree: a node that has just started consumes before
-        # it listens to broadcasts (~0.5 s later), so one round could miss it.
-        stable = bool(found) and found == consumers
-        consumers = found or consumers
-        if stable or time.monotonic() >= deadline:
-            break
-    if not consumers:
-        raise ServiceError(
-            f"no Celery worker consumes queue {queue!r} on {redact_url(broker_url)} after "
-            f"{wait_s:g} s (start one: celery -A worker.app worker --pool={pool} -Q {queue})"
-        )
-    stats = app.control.inspect(
-        destination=consumers, timeout=inspect_timeout_s, limit=len(consumers)
-    ).stats() or {}  # fmt: skip
-    nodes: dict[str, int] = {}
-    prefetch = 0
-    for node in consumers:
-        info = stats.get(node)
-        if not info:
-            continue  # went away between the two broadcasts
-        running = pool_name(info["pool"]["implementation"])
-        if running != pool:
-            raise ServiceError(
-                f"worker {node} consumes {queue!r} but runs the {running} pool, not {pool}"
-            )
-        nodes[node] = int(info["pool"]["max-concurrency"])
-        prefetch += int(info.get("prefetch_count") or 0)
-    if not nodes:
-        raise ServiceError(f"no worker consuming {queue!r} answered inspect stats")
-    total = sum(nodes.values())
-    return ExternalWorkers(
-        queue=queue,
-        pool=pool,
-        broker_url=broker_url,
-        nodes=nodes,
-        prefetch_multiplier=max(1, round(prefetch / total)) if prefetch else 1,
-        startup_s=time.perf_counter() - started,
-    )
-
-
 class CeleryRunner(Runner):
     """One Celery pool; subclasses only name the pool and size it."""
 
     family = "celery"
+    default = True
+    stores_own_records = True
+    caveat = (
+        "**Celery wall time includes the broker**: publishing the jobs, the workers fetching "
+        "them and the results coming back through Redis are part of what Celery costs."
+    )
     pool: ClassVar[PoolName]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, options: RunnerOptions, celery: CeleryOptions | None = None) -> None:
+        super().__init__(options)
+        self.celery = celery or CeleryOptions()
         self._worker: WorkerProcess | ExternalWorkers | None = None
         self._workload: Workload | None = None
         self._store: TimingStore | None = None
 
+    # --- the model's hooks -----------------------------------------------------------------
+
+    @classmethod
+    def variants(cls, config: object, settings: Settings) -> list[str]:
+        """One row per broker: the plain name for the run's Redis, ``name@label`` for others."""
+        brokers = options_for(config, CeleryOptions).brokers
+        return [f"{cls.name}{VARIANT_SEP}{b}" if b else cls.name
+                for b in broker_labels(brokers, settings)]  # fmt: skip
+
+    @classmethod
+    def check(cls, config: object, settings: Settings) -> None:
+        for url in broker_labels(options_for(config, CeleryOptions).brokers, settings).values():
+            if url:
+                check_broker(url)
+
+    @classmethod
+    def create(
+        cls, model: str, options: RunnerOptions, config: object, settings: Settings
+    ) -> Runner:
+        celery = options_for(config, CeleryOptions)
+        label = model.partition(VARIANT_SEP)[2]
+        url = broker_labels(celery.brokers, settings)[label]
+        # The run's own Redis (label "") is the resolved one, which may be an embedded server.
+        broker = url or options.redis_url
+        return cls(options, replace(celery, broker_url=broker, broker_label=label))
+
+    @classmethod
+    def run_metadata(cls, config: object, settings: Settings, redis_url: str) -> dict[str, Any]:
+        labels = broker_labels(options_for(config, CeleryOptions).brokers, settings)
+        brokers = {label or "redis": redact_url(url or redis_url) for label, url in labels.items()}
+        return {"brokers": brokers}
+
+    @classmethod
+    def notes(cls, row: Mapping[str, Any]) -> list[str]:
+        out = []
+        enq = row.get("extra", {}).get("enqueue_s")
+        if isinstance(enq, dict):
+            out.append(f"enqueue {enq['median']:.2f}s")
+        bs = row.get("params", {}).get("batch_size")
+        if bs:
+            out.append(f"batch {bs}")
+        return out
+
+    @property
+    def model(self) -> str:
+        """The row name: the pool's, with the broker label when there is one."""
+        label = self.celery.broker_label
+        return f"{self.name}{VARIANT_SEP}{label}" if label else self.name
+
     # --- sizing -----------------------------------------------------------------------------
 
     def worker_concurrency(self, workload: Workload) -> int:
-        return self.options.cpu_count
+        return self.options.cpu_count or usable_cpus()
 
     def prefetch_multiplier(self, workload: Workload) -> int:
         """Messages each slot may reserve ahead (Celery's ``--prefetch-multiplier``)."""
@@ -188,11 +204,16 @@ class CeleryRunner(Runner):
         return self.worker_concurrency(workload)
 
     def batch_size(self, workload: Workload, n_jobs: int) -> int:
-        if self.options.batch_size is not None:
-            return self.options.batch_size
-        return celery_run.auto_batch_size(
+        if self.celery.batch_size is not None:
+            return self.celery.batch_size
+        return publish.auto_batch_size(
             n_jobs, self.concurrency(workload, n_jobs), workload=workload, pool=self.pool
         )
+
+    def message_ranges(self, workload: Workload, n_jobs: int) -> Sequence[range] | None:
+        """The job ids of each message when the model schedules its own (a ``*_factoring``
+        variant); None: equal messages of ``batch_size``."""
+        return None
 
     # --- connections --------------------------------------------------------------------------
 
@@ -202,8 +223,8 @@ class CeleryRunner(Runner):
 
     @property
     def broker_url(self) -> str:
-        if self.options.broker_url:
-            return self.options.broker_url
+        if self.celery.broker_url:
+            return self.celery.broker_url
         settings = Settings.from_env()
         return settings.broker_url or self.redis_url
 
@@ -216,7 +237,7 @@ class CeleryRunner(Runner):
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self, workload: Workload) -> dict[str, Any]:
-        if self.options.external_workers:
+        if self.celery.external_workers:
             return self._start_external(workload)
         worker = self._worker
         if worker is not None and worker.alive() and self._workload == workload:
@@ -224,8 +245,7 @@ class CeleryRunner(Runner):
         self.stop()
         # A queue of its own per start: runs and tests sharing a Redis never consume each
         # other's messages, and a stopped worker's leftovers are dropped with its queue.
-        run_id = str(self.options.extra.get("run_id") or uuid.uuid4().hex[:12])
-        queue = workers.queue_name(f"{self.model}.{workload}", f"{run_id}.{uuid.uuid4().hex[:6]}")
+        queue = workers.queue_name(f"{self.model}.{workload}")
         self._worker = workers.start_worker(
             pool=self.pool,
             concurrency=self.worker_concurrency(workload),
@@ -233,9 +253,9 @@ class CeleryRunner(Runner):
             broker_url=self.broker_url,
             redis_url=self.redis_url,
             prefetch_multiplier=self.prefetch_multiplier(workload),
-            heartbeat=self.options.flower,
+            heartbeat=self.celery.flower,
             # Task events only when Flower is up to show them (they cost ~20 % on small tasks).
-            events=self.options.flower,
+            events=self.celery.flower,
             name=self.name,
         )
         self._workload = workload
@@ -252,10 +272,10 @@ class CeleryRunner(Runner):
         app = workers.producer_app(self.broker_url)
         found = find_consumers(
             app,
-            f"{self.options.queue_prefix}.{self.pool}",
+            f"{self.celery.queue_prefix}.{self.pool}",
             self.pool,
             broker_url=self.broker_url,
-            wait_s=self.options.external_wait_s,
+            wait_s=self.celery.external_wait_s,
         )
         self._worker, self._workload = found, workload
         with app.producer_or_acquire() as producer:
@@ -290,15 +310,21 @@ class CeleryRunner(Runner):
         worker = self._worker
         if worker is None or self._workload != batch.workload:
             raise RuntimeError(f"{self.model}: start({batch.workload!r}) first")
-        batch_size = self.batch_size(batch.workload, batch.n_jobs)
+        ranges = self.message_ranges(batch.workload, batch.n_jobs)
+        batch_size = (
+            max(map(len, ranges), default=1)
+            if ranges is not None
+            else self.batch_size(batch.workload, batch.n_jobs)
+        )
         app = workers.producer_app(worker.broker_url)
-        enqueued = celery_run.enqueue(
+        enqueued = publish.enqueue(
             batch,
             app=app,
             store=self.store,
             queue=worker.queue,
             model=self.model,
             batch_size=batch_size,
+            ranges=ranges,
             meta={
                 "pool": worker.pool,
                 "concurrency": worker.concurrency,
@@ -306,13 +332,13 @@ class CeleryRunner(Runner):
                 "node": worker.nodename,
             },
         )
-        collector = celery_run.RecordCollector(self.store, enqueued.scope_key, enqueued.ranges)
-        wait_s = celery_run.wait_complete(
+        collector = publish.RecordCollector(self.store, enqueued.scope_key, enqueued.ranges)
+        wait_s = publish.wait_complete(
             self.store,
             enqueued.scope_key,
             batch.n_jobs,
             model=self.model,
-            timeout_s=self.options.completion_timeout_s,
+            timeout_s=self.celery.completion_timeout_s,
             alive=worker.alive,
             collector=collector,
         )
@@ -340,16 +366,16 @@ class CeleryRunner(Runner):
                 "scope": enqueued.scope_key,
                 "queue": worker.queue,
                 "node": worker.nodename,
-                "batch_size_auto": self.options.batch_size is None,
+                "batch_size_auto": self.celery.batch_size is None,
             },
         )
 
 
-@register
 class CeleryPrefork(CeleryRunner):
     """One child process per core: true parallelism for CPU jobs."""
 
     name = "celery_prefork"
+    order = 100
     pool = "prefork"
 
     def prefetch_multiplier(self, workload: Workload) -> int:
@@ -359,15 +385,15 @@ class CeleryPrefork(CeleryRunner):
         return 2
 
 
-@register
 class CeleryThreads(CeleryRunner):
     """A thread pool in one process: concurrency for IO, the GIL for CPU."""
 
     name = "celery_threads"
+    order = 110
     pool = "threads"
 
     def worker_concurrency(self, workload: Workload) -> int:
-        return IO_THREADS if workload == "io" else self.options.cpu_count
+        return IO_THREADS if workload == "io" else super().worker_concurrency(workload)
 
     def prefetch_multiplier(self, workload: Workload) -> int:
         # IO sends one job per message to 100 threads: reserving 100 in flight is already the
@@ -376,11 +402,11 @@ class CeleryThreads(CeleryRunner):
         return 1 if workload == "io" else 2
 
 
-@register
 class CelerySolo(CeleryRunner):
     """The task runs in the worker's own loop: one job at a time, no pool at all."""
 
     name = "celery_solo"
+    order = 120
     pool = "solo"
 
     def worker_concurrency(self, workload: Workload) -> int:
@@ -390,3 +416,16 @@ class CelerySolo(CeleryRunner):
         # Solo blocks its consumer loop while a task runs, so the next message can only be
         # fetched in between; a few reserved ones keep the loop from idling on the broker.
         return 4
+
+
+#: The Celery model of each pool.
+POOL_MODELS: dict[str, type[CeleryRunner]] = {
+    cls.pool: cls for cls in (CeleryPrefork, CeleryThreads, CelerySolo)
+}
+
+
+def celery_runner(pool: str, options: RunnerOptions | None = None) -> CeleryRunner:
+    """The model of ``pool``, for the commands that size their own workers the way the bench
+    does (``jobbench overhead``, ``jobbench hosts``): ``worker_concurrency``,
+    ``prefetch_multiplier``."""
+    return POOL_MODELS[pool](options or RunnerOptions())

@@ -132,8 +132,10 @@ def enqueue(
     meta: Mapping[str, Any] | None = None,
     workload: TaskWorkload | None = None,
     pipeline_size: int = PUBLISH_PIPELINE_SIZE,
+    ranges: Sequence[range] | None = None,
 ) -> Enqueued:
-    """Publish ``batch`` as messages of ``batch_size`` jobs to ``queue``.
+    """Publish ``batch`` as messages of ``batch_size`` jobs to ``queue`` (or, given ``ranges``,
+    one message per range of job ids: a schedule's chunks, ``batch_size`` then their largest).
 
     ``workload`` overrides what the tasks run (``noop`` for the overhead benchmark).
     ``pipeline_size`` messages share one broker round trip (1: one round trip per message, the
@@ -145,7 +147,8 @@ def enqueue(
     """
     task_workload: TaskWorkload = workload or batch.workload
     scope_key = scope_key_for(batch, model, task_workload)
-    ranges = MessageRanges(batch.n_jobs, batch_size)
+    if ranges is None:
+        ranges = MessageRanges(batch.n_jobs, batch_size)
     store.client.delete(keys.records(scope_key), keys.attempts(scope_key), keys.enqueued(scope_key))
     scope_meta: dict[str, Any] = {
         "model": model,

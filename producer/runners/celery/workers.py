@@ -109,6 +109,8 @@ def worker_command(
     heartbeat: bool = False,
     events: bool = False,
 ) -> list[str]:
+    """The one Celery worker command line: the bench's workers, and the simulated hosts' (which
+    run it behind their ``ip netns exec`` prefix). ``nodename`` may hold ``%h``."""
     cmd = [
         sys.executable, "-m", "celery", "-A", "worker.app", "worker",
         f"--pool={pool}", "-c", str(concurrency), "-n", nodename, "-Q", queue,
@@ -194,6 +196,22 @@ def _install_cleanup() -> None:
 # --- start / stop --------------------------------------------------------------------------------
 
 
+def worker_env(*, broker_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of a worker this process starts: its broker, the run's Redis for the
+    timings, this process as the parent it watches, and quiet start-up output."""
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": broker_url,
+        PARENT_PID_ENV: str(os.getpid()),
+        # Celery's banner goes to stdout (discarded); warnings and errors reach stderr.
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONWARNINGS": ",".join(
+            w for w in (os.environ.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER) if w
+        ),
+    }
+
+
 def start_worker(
     *,
     pool: PoolName,
@@ -224,19 +242,7 @@ def start_worker(
         pool=pool, concurrency=concurrency, nodename=nodename, queue=queue,
         prefetch_multiplier=prefetch_multiplier, heartbeat=heartbeat, events=events,
     )  # fmt: skip
-    env = dict(os.environ)
-    env.update(
-        {
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": broker_url,
-            PARENT_PID_ENV: str(os.getpid()),
-            # Celery's banner goes to stdout (discarded); warnings and errors reach stderr.
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONWARNINGS": ",".join(
-                w for w in (os.environ.get("PYTHONWARNINGS"), ROOT_WARNING_FILTER) if w
-            ),
-        }
-    )
+    env = worker_env(broker_url=broker_url, redis_url=redis_url)
     started = time.perf_counter()
     proc = subprocess.Popen(
         cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True

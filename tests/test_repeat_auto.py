@@ -1,0 +1,62 @@
+"""``--repeat auto`` (issue 14): repeat each model until its median is known, not a fixed count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from producer.bench import CONTENTION_FACTOR, ModelRun, out_of_contention
+from producer.cli import build_parser, main
+from producer.errors import EXIT_OK
+from producer.runners import registry
+
+
+def run_of(model: str, walls: list[float]) -> ModelRun:
+    cls = registry.load(model)
+    return ModelRun(model=model, runner=cls, workload="cpu", n_jobs=1, concurrency=1, wall_s=walls)
+
+
+def test_a_model_far_behind_the_best_of_its_group_is_out_of_contention() -> None:
+    best = run_of("multiprocessing_pool", [5.0, 5.1, 5.0])
+    slow = run_of("thread_pool", [5.0 * CONTENTION_FACTOR * 1.01])
+    close = run_of("process_pool", [5.0 * CONTENTION_FACTOR * 0.99])
+    celery = run_of("celery_threads", [20.0])  # the only Celery row: the best of its group
+    runs = [best, slow, close, celery]
+    assert out_of_contention(slow, runs, keep_baseline=False)
+    assert not out_of_contention(close, runs, keep_baseline=False)
+    assert not out_of_contention(celery, runs, keep_baseline=False)
+    seq = run_of("sequential", [11.0])
+    assert out_of_contention(seq, [*runs, seq], keep_baseline=False)
+    assert not out_of_contention(seq, [*runs, seq], keep_baseline=True)  # the CPU ideal needs it
+
+
+def test_repeat_takes_a_count_or_auto() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["bench", "--repeat", "auto"]).repeat == "auto"
+    assert parser.parse_args(["bench", "--repeat", "4"]).repeat == 4
+
+
+def test_repeat_rejects_anything_else(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["bench", "--repeat", "often"])
+    assert exc.value.code == 2
+    assert "not a number" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_auto_stops_each_model_for_its_own_reason(tmp_path: Path, redis_url: str) -> None:
+    code = main([
+        "bench", "--workloads", "cpu", "--cpu-jobs", "300", "--warmup", "0", "--repeat", "auto",
+        "--models", "sequential,thread_pool,multiprocessing_pool", "--out", str(tmp_path), "-q",
+    ])  # fmt: skip
+    assert code == EXIT_OK
+    rows = json.loads((tmp_path / "latest" / "results.json").read_text())["results"]
+    for row in rows:
+        assert 1 <= row["repeats"] <= 10
+        assert row["repeats_stop"] in {"settled", "cap", "out of contention"}
+        if row["repeats_stop"] == "settled":
+            assert row["repeats"] >= 3
+        if row["repeats_stop"] == "out of contention":
+            assert row["model"] == "thread_pool"  # GIL-bound: far behind the process pool
