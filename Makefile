@@ -28,6 +28,12 @@ test: install ## run the whole test suite (real Redis, workers, HTTP target)
 test-fast: install ## unit tests only (no services)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
+# The fresh-machine check (docs/fresh-machine.md): bench, verify, history and the suite in a network
+# namespace with only loopback and an empty HOME. Needs root and iproute2; CI runs it.
+.PHONY: test-fresh
+test-fresh: install ## bench + verify + history + make test in a loopback-only netns (root)
+	tests/fresh_machine.sh
+
 # Fault injection (README "Nothing lost"). `make test` runs these too; this runs only them and writes
 # each fault's figures (enqueued, finished, redelivered, lost, recovery s) to FAULTS_REPORT.
 FAULTS_REPORT ?= results/faults.jsonl

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -346,9 +346,10 @@ def run_dirs(out_dir: Path) -> Iterator[Path]:
             yield child
 
 
-def resolve_run(ref: str, out_dir: Path, redis_url: str | None) -> StoredRun:
+def resolve_run(ref: str, out_dir: Path, redis_url: str | Callable[[], str] | None) -> StoredRun:
     """The run ``ref`` names, with its summary: a run directory, a results.json, ``latest`` or a
-    run id (on disk under ``out_dir``, else in Redis when ``redis_url`` is given)."""
+    run id (on disk under ``out_dir``, else in Redis when ``redis_url`` is given: a URL, or how to
+    get one, called only for a run id that is not on disk, so a run on disk needs no Redis)."""
     path = locate_run(ref, out_dir)
     if path is not None:
         doc = load_results(path)
@@ -356,18 +357,19 @@ def resolve_run(ref: str, out_dir: Path, redis_url: str | None) -> StoredRun:
     where = f"no run {ref!r}: not a run directory, not in {out_dir}/"
     if redis_url is None or ref == LATEST or not keys.RUN_ID_PATTERN.fullmatch(ref):
         raise RunNotFound(where)
+    url = redis_url() if callable(redis_url) else redis_url
     try:
-        client = interactive_client(redis_url)
+        client = interactive_client(url)
         try:
             found = _redis_summary(client, ref)
         finally:
             client.close()
     except redis.RedisError as exc:
         raise RunNotFound(
-            f"{where}, and Redis at {redact_url(redis_url)} is unreachable ({exc})"
+            f"{where}, and Redis at {redact_url(url)} is unreachable ({exc})"
         ) from None
     if found is None:
-        raise RunNotFound(f"{where}, not in Redis at {redact_url(redis_url)}")
+        raise RunNotFound(f"{where}, not in Redis at {redact_url(url)}")
     return StoredRun(str(found["run_id"]), found, None, ("redis",))
 
 

@@ -211,8 +211,8 @@ def _warnings(doc: dict[str, Any]) -> list[str]:
         out.append("**No sequential baseline**: speedups and the CPU ideal are not available.")
     if doc.get("metadata", {}).get("settings", {}).get("redis_source") == "embedded":
         out.append(
-            "**Embedded Redis**: the run used a throw-away Redis, so its summary is kept on "
-            "disk only (`jobbench history` from Redis will not list it)."
+            "**Embedded Redis**: no Redis was configured or running, so the run's summary and "
+            "job records are in jobbench's own Redis store (`jobbench redis status` shows where)."
         )
     return out
 

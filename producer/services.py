@@ -1,5 +1,7 @@
 """The services a run needs: the HTTP target and Redis (the user's, else one of our own).
-Everything started here is stopped on exit, error or Ctrl-C (``producer.processes``)."""
+Everything started here is stopped on exit, error or Ctrl-C (``producer.processes``), except the
+embedded Redis store ``resolve_redis`` falls back to (``producer.embedded_redis``: it keeps the
+data, so it runs until ``jobbench redis stop``)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import httpx
 import redis
 
 from producer.cli.options import bounded, jitter_ms_option, latency_ms_option, option
+from producer.embedded_redis import ensure_store
 from producer.errors import ServiceError
 from producer.processes import free_port, spawn, stop_process, wait_until
 from shared.settings import Settings, SettingsError, redact_url
@@ -203,7 +206,8 @@ class ResolvedRedis:
 
 @contextlib.contextmanager
 def resolve_redis(settings: Settings) -> Iterator[ResolvedRedis]:
-    """The Redis to use: the user's (must answer), else the default, else an embedded one."""
+    """The Redis to use: the user's (must answer), else the default, else the embedded store
+    (``producer.embedded_redis``: started if needed, and left running: it is a store)."""
     if settings.redis_url_explicit:
         problem = redis_problem(settings.redis_url)
         if problem == "cannot be reached":
@@ -215,5 +219,11 @@ def resolve_redis(settings: Settings) -> Iterator[ResolvedRedis]:
     if redis_reachable(settings.redis_url):
         yield ResolvedRedis(settings.redis_url, "default")
         return
-    with embedded_redis() as url:
-        yield ResolvedRedis(url, "embedded")
+    yield ResolvedRedis(ensure_store(embedded_redis_binary()).url, "embedded")
+
+
+def resolved_redis_url(settings: Settings | None = None) -> str:
+    """``resolve_redis`` for commands that only read or watch: the URL (nothing to stop).
+    ``settings`` None: no Redis URL given (a ``--redis-url`` left unset)."""
+    with resolve_redis(Settings() if settings is None else settings) as resolved:
+        return resolved.url

@@ -1,36 +1,68 @@
 """Shared fixtures: real services only. A service a test needs and cannot reach is a skip on a
-laptop and a failure under CI (``CI=true``)."""
+laptop and a failure under CI (``CI=true``).
+
+Redis is resolved the way jobbench resolves it, so a fresh machine runs the Celery, verify and
+overhead tests too: ``JOBBENCH_TEST_REDIS_URL`` (must answer), else the local default server if it
+answers, else an embedded Redis store on a private data directory for this session (every
+``jobbench`` the tests start finds the same one through ``JOBBENCH_DATA_DIR``), stopped at the end.
+The user's own store (``~/.local/share/jobbench``) is never touched."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from producer.services import Target, redis_reachable, run_target
+from producer import embedded_redis
+from producer.services import Target, embedded_redis_binary, redis_reachable, run_target
 from shared.settings import DEFAULT_REDIS_URL
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+_TRUE = {"1", "true", "yes"}
+IN_CI = os.environ.get("CI", "").lower() in _TRUE
+#: Set by tests/fresh_machine.sh, which runs the suite in a network namespace with only loopback:
+#: there the services that cannot be embedded (RabbitMQ, a Docker engine, ...) are absent on
+#: purpose, so they skip even under CI. Redis never skips there: it is embedded.
+FRESH_MACHINE = os.environ.get("JOBBENCH_FRESH_MACHINE", "").lower() in _TRUE
 
 
 def need(condition: bool, why: str) -> None:
-    """Skip (laptop) or fail (CI) when a required service is missing."""
+    """Skip (laptop, fresh-machine check) or fail (CI) when a required service is missing."""
     if condition:
         return
-    if IN_CI:
+    if IN_CI and not FRESH_MACHINE:
         pytest.fail(f"required under CI: {why}")
     pytest.skip(why)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A private data directory for this session's embedded Redis store (see the docstring)."""
+    os.environ[embedded_redis.DATA_DIR_ENV] = tempfile.mkdtemp(prefix="jobbench-test-data-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    data_dir = Path(os.environ.pop(embedded_redis.DATA_DIR_ENV, ""))
+    if data_dir.name.startswith("jobbench-test-data-"):
+        embedded_redis.stop(data_dir / "redis")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """The test Redis: ``JOBBENCH_TEST_REDIS_URL`` or the local default server."""
-    url = os.environ.get("JOBBENCH_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    need(redis_reachable(url), f"no Redis at {url}")
-    return url
+    """The test Redis: ``JOBBENCH_TEST_REDIS_URL``, else the local default server if it answers,
+    else the session's embedded store (started here if no test started it yet)."""
+    url = os.environ.get("JOBBENCH_TEST_REDIS_URL")
+    if url:
+        need(redis_reachable(url), f"no Redis at {url} (JOBBENCH_TEST_REDIS_URL)")
+        return url
+    if redis_reachable(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL
+    return embedded_redis.ensure_store(embedded_redis_binary()).url
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ from tests.conftest import need
 #: The RabbitMQ the integration tests use (our machines: 127.0.0.1:5672, guest/guest).
 AMQP_URL = os.environ.get("JOBBENCH_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 JOBBENCH = [sys.executable, "-m", "producer.cli"]
+#: How to get a RabbitMQ when none answers (the skip reason says it).
+GET_RABBITMQ = "apt-get install rabbitmq-server, or COMPOSE_PROFILES=rabbitmq make up"
 
 
 def amqp_reachable(url: str = AMQP_URL) -> bool:
@@ -41,7 +43,8 @@ def amqp_reachable(url: str = AMQP_URL) -> bool:
 
 @pytest.fixture
 def amqp_url() -> str:
-    need(amqp_reachable(), f"no RabbitMQ at {urlsplit(AMQP_URL).netloc.rpartition('@')[2]}")
+    where = urlsplit(AMQP_URL).netloc.rpartition("@")[2]
+    need(amqp_reachable(), f"no RabbitMQ at {where}: {GET_RABBITMQ}")
     return AMQP_URL
 
 

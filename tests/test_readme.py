@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from producer.cli import COMMANDS
+from tests.conftest import need
+from tests.test_brokers import GET_RABBITMQ, amqp_reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -65,6 +67,8 @@ NOT_RUN = {
     "export": "sets up a shell on a worker machine of a real deployment",
     "redis-server": "the Redis of a real deployment: tests/test_secure.py runs a private one",
     "celery -A": "a worker serves until stopped: tests/test_celery_pools.py starts this command",
+    "ip netns": "builds a network namespace as root: `make test-fresh` (tests/fresh_machine.sh) "
+    "runs these steps, with checks",
     "jobbench target": "serves until stopped: tests/test_compose.py starts the target service's "
     "`jobbench target`, tests/test_target.py measures it",
 }
@@ -73,7 +77,14 @@ NOT_RUN = {
 NOT_RUN_IF = {
     "--external-workers": "needs workers started elsewhere: tests/test_external_workers.py",
     "10.0.0.5": "names a machine of a real deployment (never a target from here)",
+    "jobbench redis stop": "would stop the embedded store the rest of the suite may be using: "
+    "tests/test_embedded_redis.py::test_redis_status_and_stop runs it on a private store",
 }
+
+#: Services a command may name that jobbench cannot embed: its URL pattern, name, check, and how
+#: to get one. A command naming one that does not answer is skipped with that reason (failed
+#: under CI).
+NEEDS_SERVICE = [(r"amqp://\S+", "RabbitMQ", amqp_reachable, GET_RABBITMQ)]
 
 #: Make targets that run ``jobbench bench`` and so must write results.json under ``--out``.
 BENCH_TARGETS = ("bench-celery", "bench-inprocess", "bench-perf")
@@ -276,6 +287,10 @@ def run_documented(command: str, tmp_path: Path, request: pytest.FixtureRequest)
     for n in (2, 1):
         if " ".join(words[:n]) in NOT_RUN:
             pytest.skip(NOT_RUN[" ".join(words[:n])])
+    for pattern, service, answers, how in NEEDS_SERVICE:
+        for url in re.findall(pattern, command):
+            where = url.rpartition("@")[2].rstrip("/")
+            need(answers(url), f"no {service} at {where} for this command: {how}")
     out = tmp_path / "results"
     cmd = shrink(command, out)
     if words[:1] == ["jobbench"] and len(words) > 1 and words[1] in READS_RUNS:

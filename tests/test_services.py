@@ -1,4 +1,5 @@
-"""Redis provisioning for real: the embedded server, the fallback, the explicit-URL error."""
+"""Redis provisioning for real: the embedded server, the fallback to the embedded store, the
+explicit-URL error."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import psutil
 import pytest
 import redis
 
+from producer.embedded_redis import read_record, store_dir
 from producer.services import embedded_redis, free_port, redis_reachable, resolve_redis
 from shared.settings import Settings, SettingsError
 
@@ -27,12 +29,18 @@ def test_embedded_redis_starts_answers_and_is_stopped() -> None:
     assert not os.path.exists(workdir)
 
 
-def test_unreachable_default_falls_back_to_an_embedded_redis() -> None:
+def test_unreachable_default_falls_back_to_the_embedded_store_which_stays_up() -> None:
+    """The store of ``JOBBENCH_DATA_DIR`` (the session's, see conftest): recorded, and still
+    answering after the command, so the next command finds the same data."""
     closed = f"redis://127.0.0.1:{free_port()}/0"
     with resolve_redis(Settings(redis_url=closed, redis_url_explicit=False)) as resolved:
         assert resolved.source == "embedded" and resolved.url != closed
         assert redis_reachable(resolved.url)
-    assert not redis_reachable(resolved.url)
+    assert redis_reachable(resolved.url)
+    record = read_record(store_dir())
+    assert record is not None and record.url == resolved.url
+    with resolve_redis(Settings(redis_url=closed, redis_url_explicit=False)) as again:
+        assert again == resolved
 
 
 def test_unreachable_explicit_url_is_a_one_line_error_without_the_password() -> None:

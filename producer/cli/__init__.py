@@ -44,6 +44,7 @@ COMMANDS = {
     "hosts": "producer.cli.hosts",
     "target": "producer.cli.target",
     "flower": "producer.cli.flower",
+    "redis": "producer.cli.redis",
 }
 
 EPILOG = """examples:
@@ -57,6 +58,7 @@ EPILOG = """examples:
   jobbench hosts                                   # simulated hosts, one cut mid-run (root)
   jobbench target --port 8080 --latency-ms 160     # the local HTTP target alone
   jobbench flower --port 5555                      # Flower for the Celery app, until Ctrl-C
+  jobbench redis status                            # the embedded Redis store, if one runs
 run 'jobbench COMMAND --help' for a command's options and examples
 """
 

@@ -25,6 +25,7 @@ from producer.cli.options import (
 from producer.console import fmt_s, make_console
 from producer.errors import EXIT_FAILURE, EXIT_OK
 from producer.history import Comparison, ModelChange, StoredRun, compare_docs, resolve_run
+from producer.services import resolved_redis_url
 
 EPILOG = """examples:
   jobbench compare results/before results/after    # per model: B/A and whether it is noise
@@ -35,7 +36,7 @@ EPILOG = """examples:
 @dataclass(frozen=True)
 class CompareOptions:
     out_dir: Path = out_option()
-    redis_url: str = redis_url_option(
+    redis_url: str | None = redis_url_option(
         "Redis keeping every run's summary (a second source besides --out)"
     )
     format: str = format_option()
@@ -128,8 +129,10 @@ def _compare_table(cmp: Comparison, a: StoredRun, b: StoredRun) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     opts = config_from(CompareOptions, args)
-    a = resolve_run(args.a, opts.out_dir, opts.redis_url)
-    b = resolve_run(args.b, opts.out_dir, opts.redis_url)
+    # Runs on disk need no Redis: only a run id that is not there resolves (and may start) it.
+    redis_url = opts.redis_url or resolved_redis_url
+    a = resolve_run(args.a, opts.out_dir, redis_url)
+    b = resolve_run(args.b, opts.out_dir, redis_url)
     cmp = compare_docs(a.doc, b.doc)
     pct = opts.fail_on_slowdown
     failing = cmp.slowdowns(pct) if pct is not None else []

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from producer.cli.options import Subparsers, add_command, add_options, bounded, config_from, option
 from producer.errors import EXIT_FAILURE, EXIT_OK
 from producer.flower import BASIC_AUTH_ENV, DEFAULT_PORT, PORT_ENV, announce, running_flower
+from producer.services import resolved_redis_url
 from shared.settings import Settings
 
 EPILOG = f"""examples:
   jobbench flower                                  # http://127.0.0.1:{DEFAULT_PORT}/
   {BASIC_AUTH_ENV}=watch:change-me jobbench flower --port 5566
-The broker comes from CELERY_BROKER_URL, else REDIS_URL (default redis://127.0.0.1:6379/0).
+The broker comes from CELERY_BROKER_URL, else REDIS_URL, else redis://127.0.0.1:6379/0 if it
+answers, else the embedded Redis store (jobbench redis status).
 """
 
 #: Seconds between two liveness checks of the foreground Flower.
@@ -42,7 +44,9 @@ def register(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     opts = config_from(FlowerOptions, args)
-    broker = Settings.from_env().effective_broker_url
+    settings = Settings.from_env()
+    # The Redis bench and the workers use, resolved the same way (the embedded store included).
+    broker = settings.broker_url or resolved_redis_url(settings)
     with running_flower(broker, port=opts.port, log_to_terminal=True) as flower:
         announce(flower, broker)
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is meant to end

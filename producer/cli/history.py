@@ -27,6 +27,7 @@ from producer.errors import EXIT_OK, ServiceError
 from producer.history import StoredRun, list_runs, verdicts
 from producer.results import STATUS_COMPLETE, run_status
 from producer.untrusted import printable
+from producer.services import resolved_redis_url
 
 EPILOG = """examples:
   jobbench history --limit 10                      # recent runs, from results/ and Redis
@@ -40,7 +41,7 @@ SOURCES = ("both", "disk", "redis")
 @dataclass(frozen=True)
 class HistoryOptions:
     out_dir: Path = out_option()
-    redis_url: str = redis_url_option(
+    redis_url: str | None = redis_url_option(
         "Redis keeping every run's summary (a second source besides --out)"
     )
     format: str = format_option()
@@ -100,7 +101,8 @@ def _winners(d: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     opts = config_from(HistoryOptions, args)
     out_dir = opts.out_dir if opts.source in ("both", "disk") else None
-    url = opts.redis_url if opts.source in ("both", "redis") else None
+    redis_asked = opts.source in ("both", "redis")
+    url = (opts.redis_url or resolved_redis_url()) if redis_asked else None
     listing = list_runs(out_dir, url, opts.limit)
     if opts.source == "redis" and listing.redis_error:
         raise ServiceError(listing.redis_error)  # the only source asked for: exit 2

@@ -273,8 +273,15 @@ def out_option(help: str = "results directory holding the <run_id>/ run director
     return option(DEFAULT_OUT, help, flag="--out", env="JOBBENCH_OUT", type=results_dir)
 
 
+#: What an unset ``--redis-url``/``REDIS_URL`` means to a command reading runs: the Redis ``bench``
+#: would use (``producer.services.resolved_redis_url``), resolved when the command runs.
+REDIS_URL_UNSET = f"unset: {DEFAULT_REDIS_URL} if it answers, else jobbench's embedded Redis store"
+
+
 def redis_url_option(help: str) -> Any:
-    return option(DEFAULT_REDIS_URL, help, env="REDIS_URL", type=redis_url)
+    """``--redis-url``: None unless given, then resolved at run time as ``bench`` resolves it (no
+    default to write here: which Redis that is depends on what answers when the command runs)."""
+    return option(None, f"{help} ({REDIS_URL_UNSET})", env="REDIS_URL", type=redis_url)
 
 
 def format_option() -> Any:

@@ -18,6 +18,7 @@ from producer.cli.options import (
 from producer.errors import EXIT_OK
 from producer.history import materialize, resolve_run
 from producer.results import check_writable
+from producer.services import resolved_redis_url
 
 EPILOG = """examples:
   jobbench report                                  # redraw report.md and charts of results/latest
@@ -28,7 +29,7 @@ EPILOG = """examples:
 @dataclass(frozen=True)
 class ReportOptions:
     out_dir: Path = out_option()
-    redis_url: str = redis_url_option(
+    redis_url: str | None = redis_url_option(
         "Redis keeping every run's summary (a second source besides --out)"
     )
 
@@ -50,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from producer.report import build_report
 
     opts = config_from(ReportOptions, args)
-    stored = resolve_run(args.run, opts.out_dir, opts.redis_url)
+    # A run on disk needs no Redis: only a run id that is not there resolves (and may start) it.
+    stored = resolve_run(args.run, opts.out_dir, opts.redis_url or resolved_redis_url)
     run_dir = stored.run_dir
     if run_dir is None:
         check_writable(opts.out_dir)
-        run_dir, n_rows = materialize(stored.run_id, opts.out_dir, opts.redis_url)
+        redis_url = opts.redis_url or resolved_redis_url()
+        run_dir, n_rows = materialize(stored.run_id, opts.out_dir, redis_url)
         gone = "" if n_rows else "; its job records have expired, so no timeline"
         print(f"restored {stored.run_id} from Redis into {run_dir}{gone}", file=sys.stderr)
     check_writable(run_dir)  # the report is written beside the results.json the user named

@@ -21,6 +21,7 @@ from producer.console import make_console
 from producer.errors import EXIT_FAILURE, EXIT_OK
 from producer.history import resolve_run_id
 from producer.results import LATEST
+from producer.services import resolved_redis_url
 from producer.verify import print_table, verify_run
 
 EPILOG = """examples:
@@ -34,7 +35,7 @@ exit codes: 0 every job accounted for, 1 jobs missing, 2 bad input or Redis unre
 @dataclass(frozen=True)
 class VerifyOptions:
     out_dir: Path = out_option("results directory holding the <run_id>/ run directories and latest")
-    redis_url: str = redis_url_option("Redis holding the run's job records")
+    redis_url: str | None = redis_url_option("Redis holding the run's job records")
     format: str = format_option()
 
 
@@ -56,7 +57,8 @@ def register(sub: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     opts = config_from(VerifyOptions, args)
-    check = verify_run(opts.redis_url, resolve_run_id(args.run, opts.out_dir))
+    run_id = resolve_run_id(args.run, opts.out_dir)  # bad input first: no Redis started for it
+    check = verify_run(opts.redis_url or resolved_redis_url(), run_id)
     if opts.format == "json":
         print(json.dumps(check.to_json(), indent=2))
     else:
