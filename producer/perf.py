@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from producer.bench import Bench, BenchConfig
-from producer.results import JOBS_FILE, write_jobs_csv, write_run
+from producer.results import JOBS_FILE, update_latest, write_jobs_csv, write_run
 from shared.keys import new_run_id
 from shared.settings import Settings
 from shared.workloads import Workload
@@ -68,6 +68,7 @@ def run_perf(
             doc = bench.run()
             run_dir = write_run(config.out_dir, doc)
             write_jobs_csv(run_dir / JOBS_FILE, bench.job_rows())
+            update_latest(config.out_dir, run_dir)  # last: every file of the run is written
             runs.append({
                 "run": k, "workload": workload, "run_id": doc["run_id"], "targets": doc["targets"],
                 "results": [

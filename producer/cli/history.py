@@ -26,8 +26,8 @@ from producer.console import fmt_s, make_console
 from producer.errors import EXIT_OK, ServiceError
 from producer.history import StoredRun, list_runs, verdicts
 from producer.results import STATUS_COMPLETE, run_status
-from producer.untrusted import printable
 from producer.services import resolved_redis_url
+from producer.untrusted import printable
 
 EPILOG = """examples:
   jobbench history --limit 10                      # recent runs, from results/ and Redis
