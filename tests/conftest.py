@@ -4,6 +4,7 @@ laptop and a failure under CI (``CI=true``)."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +15,23 @@ from producer.services import Target, redis_reachable, run_target
 from shared.settings import DEFAULT_REDIS_URL
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+#: Markers whose tests run only when a ``-m`` expression names them (``make test-chaos`` runs
+#: ``-m chaos``): too long for ``make test``, which deselects them.
+OPT_IN_MARKERS = ("slow", "chaos")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the opt-in tiers unless the ``-m`` expression names them."""
+    expression = config.getoption("markexpr") or ""
+    skipped = {m for m in OPT_IN_MARKERS if not re.search(rf"\b{m}\b", expression)}
+    if not skipped:
+        return
+    kept, deselected = [], []
+    for item in items:
+        (deselected if skipped & {m.name for m in item.iter_markers()} else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 def need(condition: bool, why: str) -> None:
