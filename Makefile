@@ -43,6 +43,13 @@ test-faults: install ## fault injection only: worker kills, Redis restart, faili
 	JOBBENCH_FAULTS_REPORT=$(FAULTS_REPORT) $(BIN)/pytest -m faults $(PYTEST_ARGS)
 	@cat $(FAULTS_REPORT)
 
+# The chaos soak (docs/faults.md "The chaos soak"): >= 10,000 jobs over the three pools with >= 20
+# random faults, a few minutes; not part of `make test`. JOBBENCH_CHAOS_SEED=N replays a schedule.
+CHAOS_REPORT ?= results/chaos.json
+.PHONY: test-chaos
+test-chaos: install ## chaos soak: 10,000 jobs, random kills, Redis restarts, bad target (minutes)
+	JOBBENCH_CHAOS_REPORT=$(CHAOS_REPORT) $(BIN)/pytest -m chaos -s $(PYTEST_ARGS)
+
 lint: install ## ruff lint + format check, mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,23 @@ IN_CI = os.environ.get("CI", "").lower() in _TRUE
 #: there the services that cannot be embedded (RabbitMQ, a Docker engine, ...) are absent on
 #: purpose, so they skip even under CI. Redis never skips there: it is embedded.
 FRESH_MACHINE = os.environ.get("JOBBENCH_FRESH_MACHINE", "").lower() in _TRUE
+#: Markers whose tests run only when a ``-m`` expression names them (``make test-chaos`` runs
+#: ``-m chaos``): too long for ``make test``, which deselects them.
+OPT_IN_MARKERS = ("slow", "chaos")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the opt-in tiers unless the ``-m`` expression names them."""
+    expression = config.getoption("markexpr") or ""
+    skipped = {m for m in OPT_IN_MARKERS if not re.search(rf"\b{m}\b", expression)}
+    if not skipped:
+        return
+    kept, deselected = [], []
+    for item in items:
+        (deselected if skipped & {m.name for m in item.iter_markers()} else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 def need(condition: bool, why: str) -> None:

@@ -18,8 +18,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,21 +31,25 @@ import redis
 from celery.exceptions import Reject
 
 from producer.cli import EXIT_FAILURE, main
-from producer.runners.base import JobBatch
 from producer.runners.celery import workers
-from producer.runners.celery.publish import enqueue
-from producer.runners.celery.workers import PoolName, WorkerProcess
-from producer.services import (
-    embedded_redis_binary,
-    free_port,
-    redis_reachable,
-    stop_process,
-    wait_until,
-)
+from producer.runners.celery.workers import PoolName
+from producer.services import free_port
 from producer.verify import ScopeCheck, check_scope
-from shared import keys
 from shared.timings import TimingStore
 from shared.workloads import REQUEST_TRIES, RequestFailed, fetch, fetch_async, retry_delay_s
+from tests.faults_support import (
+    DEADLINE_S,
+    LATENCY_MS,
+    POOLS,
+    REQUEST_TIMEOUT_S,
+    VISIBILITY_TIMEOUT_S,
+    Fleet,
+    PrivateRedis,
+    counts,
+    in_flight,
+    start_run,
+    target_process,
+)
 from worker.app import (
     ACKS_LATE_ENV,
     DEFAULT_VISIBILITY_TIMEOUT_S,
@@ -58,59 +60,11 @@ from worker.tasks import run_jobs_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-#: The visibility timeout of every fault run (s). Short, so a killed worker's messages come back
-#: within seconds; the price (README "Nothing lost") is that a message held longer than this by a
-#: live worker (a job or a prefetch wait over 3 s) is delivered twice, so jobs here take 0.3 s.
-VISIBILITY_TIMEOUT_S = 3
-#: One try of an HTTP request (s): a hanging target costs this much per try.
-REQUEST_TIMEOUT_S = 0.5
-#: The target's latency (ms): long enough to catch a job mid-flight, short enough to stay fast.
-LATENCY_MS = 300.0
-#: Any wait in this file gives up after this long (s): a broken run fails instead of hanging.
-DEADLINE_S = 45.0
-#: Worker settings per pool: (concurrency, prefetch multiplier), the shapes jobbench's runners use.
-POOLS: dict[PoolName, tuple[int, int]] = {"threads": (3, 1), "solo": (1, 2), "prefork": (2, 2)}
 #: Environment variable naming a file that receives each fault's figures as a JSON line.
 REPORT_ENV = "JOBBENCH_FAULTS_REPORT"
 
 
-# --- a redis-server that can be crashed and restarted ----------------------------------------
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a fixed port and data directory, so that it can be
-    SIGKILLed and started again with its data (appendonly, fsync on every write: nothing a client
-    was told is written can be lost by a crash)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        workdir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        cmd = [
-            str(embedded_redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-            "--dir", str(self.workdir), "--daemonize", "no",
-            "--logfile", str(self.workdir / "redis.log"),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        wait_until(lambda: redis_reachable(self.url, 0.2), 20.0, "private Redis", self.proc)
-
-    def kill(self) -> None:
-        """A crash: SIGKILL, no shutdown, no final write."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, grace_s=5.0)
+# --- fixtures ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -138,28 +92,6 @@ def fault_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ACKS_LATE_ENV, raising=False)
 
 
-@contextlib.contextmanager
-def target_process(*, fail_rate: float = 0.0, hang_rate: float = 0.0) -> Iterator[str]:
-    """The local target (``jobbench target``) with a fixed seed; killed after 1 s at the end,
-    since requests it leaves hanging would hold its graceful shutdown for the whole grace."""
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "producer.cli", "target", "--port", str(port),
-        "--latency-ms", str(LATENCY_MS if not (fail_rate or hang_rate) else 20.0),
-        "--fail-rate", str(fail_rate), "--hang-rate", str(hang_rate), "--seed", "7",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: httpx.get(f"{base}/health", timeout=1).status_code == 200,
-            20.0, "the HTTP target", proc,
-        )  # fmt: skip
-        yield f"{base}/ip"
-    finally:
-        stop_process(proc, grace_s=1.0)
-
-
 @pytest.fixture(scope="module")
 def slow_target() -> Iterator[str]:
     with target_process() as url:
@@ -167,33 +99,6 @@ def slow_target() -> Iterator[str]:
 
 
 # --- workers and runs ---------------------------------------------------------------------
-
-
-class Fleet:
-    """The workers one test starts on its queue (a fresh one replaces a killed one)."""
-
-    def __init__(self, redis_url: str, queue: str, pool: PoolName, concurrency: int) -> None:
-        self.redis_url = redis_url
-        self.queue = queue
-        self.pool = pool
-        self.concurrency = concurrency
-        self.started: list[WorkerProcess] = []
-
-    def start(self) -> WorkerProcess:
-        worker = workers.start_worker(
-            pool=self.pool, concurrency=self.concurrency, queue=self.queue,
-            broker_url=self.redis_url, redis_url=self.redis_url,
-            prefetch_multiplier=POOLS[self.pool][1], name="faults",
-        )  # fmt: skip
-        self.started.append(worker)
-        return worker
-
-    def current(self) -> WorkerProcess:
-        return self.started[-1]
-
-    def stop_all(self) -> None:
-        for worker in self.started:
-            workers.stop_worker(worker, grace_s=2.0)
 
 
 class MakeFleet(Protocol):
@@ -214,33 +119,6 @@ def fleet_for(private_redis: PrivateRedis) -> Iterator[MakeFleet]:
     finally:
         for fleet in fleets:
             fleet.stop_all()
-
-
-def start_run(store: TimingStore, fleet: Fleet, url: str, n_jobs: int) -> tuple[str, str]:
-    """Enqueue ``n_jobs`` IO jobs, one per message; returns (run id, scope key)."""
-    run_id = f"faults-{uuid.uuid4().hex[:10]}"
-    batch = JobBatch(run_id=run_id, workload="io", args=[url] * n_jobs, repeat=0)
-    app = workers.producer_app(fleet.redis_url)
-    enqueued = enqueue(
-        batch, app=app, store=store, queue=fleet.queue, model=f"celery_{fleet.pool}",
-        batch_size=1, meta={"pool": fleet.pool},
-    )  # fmt: skip
-    return run_id, enqueued.scope_key
-
-
-def counts(store: TimingStore, scope_key: str) -> tuple[int, int]:
-    """(jobs whose body started at least once, jobs with a record)."""
-    pipe = store.client.pipeline(transaction=False)
-    pipe.hlen(keys.attempts(scope_key))
-    pipe.hlen(keys.records(scope_key))
-    started, finished = pipe.execute()
-    return int(started), int(finished)
-
-
-def in_flight(store: TimingStore, scope_key: str) -> list[int]:
-    """Jobs whose body started and has no record yet."""
-    done = {int(k) for k in store.client.hkeys(keys.records(scope_key))}
-    return sorted(i for i in store.attempts(scope_key) if i not in done)
 
 
 def wait_mid_job(store: TimingStore, scope_key: str, busy: int) -> None:
@@ -279,9 +157,7 @@ def wait_records(
         with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
             if store.count(scope_key) >= n:
                 return restarts
-            if fleet is not None and not fleet.current().alive():
-                workers.stop_worker(fleet.current(), grace_s=0.1)
-                fleet.start()
+            if fleet is not None and fleet.replace_if_dead():
                 restarts += 1
         time.sleep(0.05)
     return restarts

@@ -33,7 +33,7 @@ from producer.services import embedded_redis, embedded_redis_binary, free_port, 
 from producer.untrusted import MAX_JSON_DEPTH, printable
 from shared.workloads import RequestFailed, fetch, fetch_async
 from tests.conftest import need
-from tests.test_faults import PrivateRedis, target_process
+from tests.faults_support import PrivateRedis, target_process
 
 pytestmark = pytest.mark.integration
 
