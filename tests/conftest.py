@@ -10,9 +10,9 @@ The user's own store (``~/.local/share/jobbench``) is never touched."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
