@@ -33,7 +33,7 @@ import redis
 from celery.exceptions import Reject
 
 from producer import workers
-from producer.celery_run import enqueue
+from producer.celery_run import REDIS_RETRY_INTERVAL_S, enqueue, wait_complete
 from producer.cli import EXIT_FAILURE, main
 from producer.runners.base import JobBatch
 from producer.services import (
@@ -554,3 +554,25 @@ def test_a_task_that_cannot_record_gives_its_message_back(
     with pytest.raises(Reject) as info:
         run_jobs_body("jobbench:x:celery_solo:cpu:0", "cpu", "celery_solo", "digest", [[0, 10, 1]])
     assert info.value.requeue is True
+
+
+def test_the_completion_wait_rides_out_redis_restarting() -> None:
+    """The producer polls Redis for records; Redis restarting mid-run (``docker compose restart
+    redis``) must not end the run while the deadline is ahead, and must once it is past."""
+
+    class Restarting:
+        """A store whose Redis answers after ``down`` refused connections."""
+
+        def __init__(self, down: int) -> None:
+            self.down = down
+
+        def count(self, scope_key: str) -> int:
+            if self.down:
+                self.down -= 1
+                raise redis.ConnectionError("Connection refused")
+            return 3
+
+    waited = wait_complete(Restarting(down=3), "s", 3, model="m", timeout_s=30)  # type: ignore[arg-type]
+    assert waited >= 3 * REDIS_RETRY_INTERVAL_S
+    with pytest.raises(redis.ConnectionError):
+        wait_complete(Restarting(down=10**6), "s", 3, model="m", timeout_s=0.5)  # type: ignore[arg-type]
