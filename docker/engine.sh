@@ -65,6 +65,13 @@ start() {
         return
     fi
     [ "$(id -u)" = 0 ] || die "dockerd needs root; start an engine yourself, then make test-docker"
+    # What dockerd changes on the host and leaves behind when it stops (the FORWARD policy it
+    # sets to DROP, IP forwarding, the docker0 bridge), restored by `stop`.
+    {
+        echo "forward_policy=$(iptables -S FORWARD 2>/dev/null | awk '$1 == "-P" { print $3 }')"
+        echo "ip_forward=$(sysctl -n net.ipv4.ip_forward 2>/dev/null)"
+        echo "had_docker0=$(ip link show docker0 >/dev/null 2>&1 && echo 1 || echo 0)"
+    } >"$STATE_DIR/host.before"
     # setsid: its own session, so a Ctrl-C in this shell does not reach it; stopped by pid only.
     setsid dockerd >"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
     local pid=$!
@@ -108,6 +115,22 @@ stop() {
         say "dockerd $pid had already exited"
     fi
     rm -f "$pidfile"
+    restore_host
+}
+
+restore_host() {
+    local before="$STATE_DIR/host.before"
+    [ -f "$before" ] || return 0
+    local forward_policy="" ip_forward="" had_docker0=1
+    # shellcheck disable=SC1090  # written by start
+    . "$before"
+    if [ -n "$forward_policy" ]; then iptables -P FORWARD "$forward_policy" || true; fi
+    if [ -n "$ip_forward" ]; then sysctl -qw "net.ipv4.ip_forward=$ip_forward" || true; fi
+    if [ "$had_docker0" = 0 ] && ip link show docker0 >/dev/null 2>&1; then
+        ip link delete docker0 || true
+    fi
+    rm -f "$before"
+    say "host restored: FORWARD policy ${forward_policy:-unchanged}, ip_forward ${ip_forward:-unchanged}"
 }
 
 status() {
