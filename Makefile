@@ -110,13 +110,25 @@ bench-hosts: install ## N simulated hosts (needs root): jobs per host, one host 
 COMPOSE ?= docker compose
 # Extra `docker compose up` arguments, e.g. make up UP_ARGS="--scale worker-threads=3"
 UP_ARGS ?=
-# The compose producer writes ./results as this user (the bind mount must stay yours).
+# The compose producer writes JOBBENCH_RESULTS_DIR (default ./results) as this user (the bind
+# mount must stay yours).
 JOBBENCH_UID ?= $(shell id -u)
 JOBBENCH_GID ?= $(shell id -g)
+JOBBENCH_RESULTS_DIR ?= ./results
+# IMAGES=local: the base images and wheelhouse make images-local built from Debian packages (for
+# a machine that cannot pull; docs/compose.md), named in docker/local.env. Default: upstream.
+IMAGES ?= upstream
+ifeq ($(IMAGES),local)
+ifeq ($(wildcard docker/local.env),)
+$(error IMAGES=local: no docker/local.env; run make images-local first)
+endif
+include docker/local.env
+export PYTHON_IMAGE REDIS_IMAGE RABBITMQ_IMAGE WHEELHOUSE
+endif
 # Debian packages the browser test and the compose validation use.
 BROWSER_DEPS := chromium chromium-driver docker-compose
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-.PHONY: browser-deps
+.PHONY: browser-deps images-local test-docker
 
 flower: install ## Flower on 127.0.0.1:5555 (FLOWER_PORT=N) for the Celery app; auth: FLOWER_BASIC_AUTH=u:p
 	$(BIN)/jobbench flower --port $(FLOWER_PORT)
@@ -128,11 +140,24 @@ up: ## compose: redis, target, a worker per pool, flower, detached (UP_ARGS="--s
 down: ## compose: stop and remove every service, the producer too (the Redis volume is kept)
 	$(COMPOSE) --profile bench down --remove-orphans
 
-bench-compose: ## compose: run the producer (jobbench bench) against the compose workers
-	mkdir -p results
-	$(COMPOSE) --profile bench build
+# --no-deps: the producer measures the stack `make up` started, as scaled. A `run` that starts
+# its dependencies also scales every one of them back to the file's single replica, removing
+# the replicas added with --scale (Compose v2, measured).
+bench-compose: ## compose: run the producer (jobbench bench) against the running compose workers
+	mkdir -p $(JOBBENCH_RESULTS_DIR)
+	$(COMPOSE) --profile bench build producer
 	JOBBENCH_UID=$(JOBBENCH_UID) JOBBENCH_GID=$(JOBBENCH_GID) FLOWER_PORT=$(FLOWER_PORT) \
-		$(COMPOSE) --profile bench run --rm producer
+		JOBBENCH_RESULTS_DIR=$(JOBBENCH_RESULTS_DIR) \
+		$(COMPOSE) --profile bench run --rm --no-deps producer
+
+images-local: install ## compose: local stand-ins for the upstream images (Debian packages; root)
+	PYTHON=$(BIN)/python docker/images-local.sh
+
+# The compose stack under a real engine (tests/test_compose_docker.py): built, scaled, benched,
+# faults, Flower in Chromium, RabbitMQ, torn down. Needs an engine (docker/engine.sh start) and,
+# without a registry, IMAGES=local after make images-local. Not part of make test.
+test-docker: install ## compose: the docker test tier against a real engine (IMAGES=local: no registry)
+	$(BIN)/pytest -m docker -p no:cacheprovider $(PYTEST_ARGS) tests/test_compose_docker.py
 
 browser-deps: ## apt-get install chromium chromium-driver docker-compose where missing
 	@missing=""; \

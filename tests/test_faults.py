@@ -32,6 +32,7 @@ from celery.exceptions import Reject
 
 from producer.cli import EXIT_FAILURE, main
 from producer.runners.celery import workers
+from producer.runners.celery.publish import REDIS_RETRY_INTERVAL_S, wait_complete
 from producer.runners.celery.workers import PoolName
 from producer.services import free_port
 from producer.verify import ScopeCheck, check_scope
@@ -430,3 +431,25 @@ def test_a_task_that_cannot_record_gives_its_message_back(
     with pytest.raises(Reject) as info:
         run_jobs_body("jobbench:x:celery_solo:cpu:0", "cpu", "celery_solo", "digest", [[0, 10, 1]])
     assert info.value.requeue is True
+
+
+def test_the_completion_wait_rides_out_redis_restarting() -> None:
+    """The producer polls Redis for records; Redis restarting mid-run (``docker compose restart
+    redis``) must not end the run while the deadline is ahead, and must once it is past."""
+
+    class Restarting:
+        """A store whose Redis answers after ``down`` refused connections."""
+
+        def __init__(self, down: int) -> None:
+            self.down = down
+
+        def count(self, scope_key: str) -> int:
+            if self.down:
+                self.down -= 1
+                raise redis.ConnectionError("Connection refused")
+            return 3
+
+    waited = wait_complete(Restarting(down=3), "s", 3, model="m", timeout_s=30)  # type: ignore[arg-type]
+    assert waited >= 3 * REDIS_RETRY_INTERVAL_S
+    with pytest.raises(redis.ConnectionError):
+        wait_complete(Restarting(down=10**6), "s", 3, model="m", timeout_s=0.5)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
+import redis
 from celery import Celery
 
 from producer.runners.base import JobBatch, RunIncomplete
@@ -38,6 +39,9 @@ MAX_AUTO_BATCH_SIZE = 2000
 #: Seconds between two completion polls (one ``HLEN`` each): 10 ms adds at most that much to a
 #: measured run while costing Redis ~100 trivial commands a second.
 POLL_INTERVAL_S = 0.01
+#: Seconds between two polls while Redis is unreachable (restarting); a poll's own connect
+#: attempt fails at once, so a short pause keeps it from spinning.
+REDIS_RETRY_INTERVAL_S = 0.2
 #: How often (every N polls) ``wait_complete`` asks whether the worker is still alive.
 ALIVE_CHECK_EVERY = 10
 #: Messages per broker round trip when publishing (kombu ``Producer.batch``: one Redis pipeline
@@ -301,11 +305,19 @@ def wait_complete(
     polls = 0
     last_count = 0
     while True:
-        count = store.count(scope_key)
-        if count >= n_jobs:
-            return time.perf_counter() - started
-        if collector is not None and count > last_count:
-            collector.collect()
+        try:
+            count = store.count(scope_key)
+            if count >= n_jobs:
+                return time.perf_counter() - started
+            if collector is not None and count > last_count:
+                collector.collect()
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis restarting (docker compose restart redis): it comes back with its data (the
+            # append-only file) and the workers reconnect, so poll on until the deadline.
+            if time.perf_counter() >= deadline:
+                raise
+            time.sleep(REDIS_RETRY_INTERVAL_S)
+            continue
         last_count = count
         polls += 1
         worker_gone = alive is not None and polls % ALIVE_CHECK_EVERY == 0 and not alive()
