@@ -61,6 +61,9 @@ NOT_RUN = {
     "make down": "needs a Docker engine",
     "make bench-compose": "needs a Docker engine: tests/test_compose.py mirrors it natively",
     "make bench-hosts": "builds network namespaces for minutes: tests/test_hosts.py covers it",
+    "make images-local": "builds base images with debootstrap and a Docker engine: "
+    "tests/test_compose_docker.py (make test-docker) runs on them",
+    "make test-docker": "the docker tier, run by CI after make test: tests/test_compose_docker.py",
     "docker compose": "needs a Docker engine: tests/test_compose.py validates the file",
     "echo": "writes .env for compose into the checkout",
     "curl": "needs Flower running: tests/test_flower_browser.py checks /api/workers",

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import redis
 from celery import Celery
 
+from producer import processes
 from producer.services import ServiceError
 from shared import keys
 from shared.settings import REDIS_SCHEMES, redact_url
@@ -338,24 +339,13 @@ def _wait_ready(worker: WorkerProcess, timeout_s: float) -> None:
 
 
 def stop_worker(worker: WorkerProcess, grace_s: float = WARM_SHUTDOWN_S) -> None:
-    """Warm shutdown (SIGTERM), then SIGKILL of the whole process group. Safe to call twice."""
-    proc = worker.proc
+    """Warm shutdown (SIGTERM), then SIGKILL of the whole process group (the worker leads its
+    own: a prefork child or a main process that ignored SIGTERM dies with it). Safe to call
+    twice; every wait is bounded, so a signal handler re-entering it cannot deadlock."""
     try:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(grace_s)
-        # The worker leads its own process group (start_new_session): whatever is left in it,
-        # the main process if it ignored SIGTERM or a prefork child, dies here.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        # Bounded even now: a signal handler re-entering this function while the main thread
-        # sits in a blocking wait() on the same Popen would otherwise deadlock on its lock.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(EMERGENCY_SHUTDOWN_S)
+        processes.stop_process(worker.proc, grace_s, group=True)
     finally:
-        _live.pop(proc.pid, None)
+        _live.pop(worker.proc.pid, None)
 
 
 @contextlib.contextmanager
