@@ -36,7 +36,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,6 +358,24 @@ def _failure(directory: Path, log: Path, reason: str, port: int) -> StoreError:
     return StoreError(f"embedded Redis did not start: {reason} (log {log})")
 
 
+def redis_argv(
+    binary: Path,
+    directory: Path,
+    *,
+    bind: str,
+    port: int,
+    appendonly: bool,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The one redis-server command line jobbench starts (the store, a run's throw-away server,
+    the simulated hosts'): its files in ``directory``, listening on ``bind`` only, no RDB
+    snapshots; ``appendonly`` keeps an append-only file."""
+    return [
+        str(binary), "--bind", bind, "--port", str(port), "--dir", str(directory), "--save", "",
+        "--appendonly", "yes" if appendonly else "no", *extra_args,
+    ]  # fmt: skip
+
+
 def _launch(binary: Path, directory: Path, port: int) -> ServerRecord:
     """Start the server on ``port`` (daemonized: its own session, reparented to init, so it
     outlives this command and never becomes its zombie) and return its record.
@@ -372,13 +390,15 @@ def _launch(binary: Path, directory: Path, port: int) -> ServerRecord:
     with contextlib.suppress(FileNotFoundError):
         pidfile.unlink()
     offset = log.stat().st_size if log.exists() else 0
-    argv = [
-        str(binary), "--bind", HOST, "--port", str(port), "--dir", str(directory),
-        "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-        "--daemonize", "yes", "--pidfile", str(pidfile), "--logfile", str(log),
-        # Job records must never be evicted: a full store is an error, not silent data loss.
-        "--maxmemory-policy", "noeviction",
-    ]  # fmt: skip
+    argv = redis_argv(
+        binary, directory, bind=HOST, port=port, appendonly=True,
+        extra_args=[
+            "--appendfsync", "everysec",
+            "--daemonize", "yes", "--pidfile", str(pidfile), "--logfile", str(log),
+            # Job records must never be evicted: a full store is an error, not silent data loss.
+            "--maxmemory-policy", "noeviction",
+        ],
+    )  # fmt: skip
     launcher = subprocess.run(
         argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
         start_new_session=True, timeout=START_TIMEOUT_S, check=False,

@@ -20,6 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
+from producer.console import make_console
 from producer.runners.base import base_name
 from producer.runners.facts import facts
 from producer.stats import Verdict, judge, ratio_ci, repeats_to_decide
@@ -298,7 +299,7 @@ def print_goals(targets: Mapping[str, Target], console: Console | None = None) -
     """Print the targets this run could judge (nothing when it judged none)."""
     if not any(t.get("met") is not None for t in targets.values()):
         return
-    console = console or Console()
+    console = console or make_console()
     for line in goal_lines(targets):
         style = "green" if line.endswith("met") or ": met (" in line else None
         if "MISSED" in line:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from producer import charts
+from producer.console import fmt_s
 from producer.history import Verdict, verdicts, workloads_of
 from producer.results import JOBS_FILE, ResultsError, atomic_write, load_results
 from producer.runners.facts import baseline_row, facts
@@ -26,19 +27,6 @@ WALL_CHART = "wall_time.png"
 TIMELINE_CHART = "timeline.png"
 #: Fewer repeats than this and the spread itself is a guess: say so.
 MIN_TRUSTED_REPEATS = 3
-
-
-def fmt_s(value: float | None) -> str:
-    """A duration given in seconds, in the unit that keeps three significant digits readable
-    (16.1 s, 71.6 ms, 84 µs), as hyperfine prints them."""
-    if value is None:
-        return "–"
-    size = abs(value)
-    if size >= 1.0 or size == 0.0:
-        return f"{value:.3g} s"
-    if size >= 1e-3:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value * 1e6:.3g} µs"
 
 
 def _pct(value: float | None) -> str:

@@ -17,7 +17,7 @@ import httpx
 import redis
 
 from producer.cli.options import bounded, jitter_ms_option, latency_ms_option, option
-from producer.embedded_redis import ensure_store
+from producer.embedded_redis import ensure_store, redis_argv
 from producer.errors import ServiceError
 from producer.processes import free_port, spawn, stop_process, wait_until
 from shared.settings import Settings, SettingsError, redact_url
@@ -167,11 +167,10 @@ def redis_server(
     ``data_dir``, listening on ``bind`` only; yields its URL once it answers, stops it on exit.
     ``port`` None: a free one. No RDB snapshots; ``appendonly`` keeps an append-only file."""
     port = free_port(bind) if port is None else port
-    argv = [
-        str(embedded_redis_binary()), "--bind", bind, "--port", str(port), "--save", "",
-        "--appendonly", "yes" if appendonly else "no", "--dir", str(data_dir),
-        "--daemonize", "no", *extra_args,
-    ]  # fmt: skip
+    argv = redis_argv(
+        embedded_redis_binary(), data_dir, bind=bind, port=port, appendonly=appendonly,
+        extra_args=["--daemonize", "no", *extra_args],
+    )  # fmt: skip
     proc = spawn(
         argv, log=data_dir / "redis.log", own_session=die_with_parent,
         die_with_parent=die_with_parent,

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from producer.console import make_console
 from producer.runners.facts import facts
 from producer.untrusted import printable
 
@@ -73,8 +74,4 @@ def results_table(doc: dict[str, Any]) -> Table:
 
 
 def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # a pipe or file: do not squeeze the table to 80 columns
-            console = Console(width=170)
-    console.print(results_table(doc))
+    (console or make_console()).print(results_table(doc))
