@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ import httpx
 
 from producer.references import timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
-from shared.timings import JobRecord, describe_error, job_record
+from shared.timings import JobRecord, timed_io_job_async
 from shared.workloads import ResultMode, Workload, run_io_job_async
 
 CLIENT = "httpx:AsyncClient"
@@ -32,26 +31,14 @@ def default_max_connections() -> int | None:
     return limits.max_connections if isinstance(limits, httpx.Limits) else None
 
 
-async def _timed(
-    client: httpx.AsyncClient, job_id: int, url: str, mode: ResultMode, model: str
-) -> JobRecord:
-    started = time.time_ns()
-    output: str | None = None
-    error: str | None = None
-    try:
-        output = await run_io_job_async(client, url, mode)
-    except Exception as exc:  # a failing job is data, not a crash of the harness
-        error = describe_error(exc)
-    return job_record(
-        job_id, "io", model=model, pool=model, started_at_ns=started, output=output, error=error
-    )
-
-
 async def _gather(
     urls: list[str], mode: ResultMode, model: str, client_kwargs: dict[str, Any]
 ) -> list[JobRecord]:
     async with httpx.AsyncClient(**client_kwargs) as client:
-        jobs = (_timed(client, i, u, mode, model) for i, u in enumerate(urls))
+        jobs = (
+            timed_io_job_async(client, i, u, model=model, pool=model, mode=mode)
+            for i, u in enumerate(urls)
+        )
         return list(await asyncio.gather(*jobs))
 
 
