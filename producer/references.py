@@ -26,6 +26,11 @@ from shared.workloads import Workload, run_cpu_job, run_io_job
 
 #: Jobs a pool runs before the clock starts, so its processes are up (as the runners' start).
 WARM_JOBS = 64
+#: Jobs of the workload a reference runs untimed before its repeats, as the harness side is
+#: warmed up (``calibrate.WARMUP_JOBS``): the first sieves of a fresh interpreter grow its heap,
+#: and (with ``fork``) every pool process inherits the grown heap. IO references warm with a few
+#: requests only: a cold connection is paid per run by every model alike.
+WARMUP_JOBS = {"cpu": 50, "io": 2}
 #: Longest a reference child may run (s) before it is a failed calibration, not a hang.
 CHILD_TIMEOUT_S = 3600.0
 
@@ -51,6 +56,8 @@ def time_reference(model: str, workload: Workload, args: list[Any], repeat: int)
     if reference is None:
         raise KeyError(f"{model} has no reference")
     job: Callable[[Any], str] = run_cpu_job if workload == "cpu" else run_io_job
+    for arg in args[: WARMUP_JOBS[workload]]:
+        job(arg)
     return reference(job, args, repeat)
 
 

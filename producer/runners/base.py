@@ -99,7 +99,8 @@ def options_for(config: object, kind: type[T], **overrides: Any) -> T:
 class RunResult:
     """What one timed ``run`` produced."""
 
-    records: list[JobRecord]
+    #: One per job; an in-process model passes ``jobs.shipped(...)`` (built after the window).
+    records: Sequence[JobRecord]
     params: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
     #: Durations (s) the model measured per message or job beside the records, by stage (the

@@ -13,7 +13,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
-from producer.runners.jobs import job_args, run_job
+from producer.runners.jobs import job_args, run_job, shipped
 from producer.runners.thread_pool import default_thread_workers
 from shared.workloads import Workload
 
@@ -60,4 +60,4 @@ class InterpreterPool(Runner):
         assert self._executor is not None, "start() first"
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
         records = list(self._executor.map(run_job, jobs))
-        return RunResult(records=records, params={"concurrency": self.workers})
+        return RunResult(records=shipped(records), params={"concurrency": self.workers})

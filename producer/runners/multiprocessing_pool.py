@@ -17,7 +17,7 @@ from producer.runners.base import (
     RunResult,
     library_cpu_count,
 )
-from producer.runners.jobs import job_args, run_job
+from producer.runners.jobs import job_args, run_job, shipped
 from producer.schedule import pool_map_chunksize
 from shared.workloads import Workload
 
@@ -73,4 +73,4 @@ class MultiprocessingPool(Runner):
         # What Pool.map chose when left to itself (its rule, recomputed), for the report.
         chunksize = kwargs.get("chunksize") or pool_map_chunksize(len(jobs), self.processes)
         params = {"concurrency": self.processes, "chunksize": chunksize}
-        return RunResult(records=records, params=params)
+        return RunResult(records=shipped(records), params=params)

@@ -11,7 +11,7 @@ from typing import Any
 
 from producer.references import WARM_JOBS, timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, RunResult, library_cpu_count
-from producer.runners.jobs import job_args, run_chunk
+from producer.runners.jobs import job_args, run_chunk, shipped
 from producer.runners.multiprocessing_pool import MAP, POOL, MultiprocessingPool
 from producer.schedule import factoring_ranges
 
@@ -56,4 +56,4 @@ class MultiprocessingPoolFactoring(MultiprocessingPool):
         chunks = [jobs[r.start : r.stop] for r in factoring_ranges(len(jobs), self.processes)]
         records = [rec for chunk in self._pool.map(run_chunk, chunks, chunksize=1) for rec in chunk]
         params = {"concurrency": self.processes, "schedule": "factoring", "chunks": len(chunks)}
-        return RunResult(records=records, params=params)
+        return RunResult(records=shipped(records), params=params)

@@ -17,7 +17,7 @@ from producer.runners.base import (
     RunResult,
     library_cpu_count,
 )
-from producer.runners.jobs import job_args, run_job
+from producer.runners.jobs import job_args, run_job, shipped
 from producer.schedule import pool_map_chunksize
 from shared.workloads import Workload
 
@@ -81,7 +81,9 @@ class ProcessPoolSubmit(Runner):
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
         futures = [self._executor.submit(run_job, job) for job in jobs]
         records = [f.result() for f in futures]
-        return RunResult(records=records, params={"concurrency": self.workers, "chunksize": 1})
+        return RunResult(
+            records=shipped(records), params={"concurrency": self.workers, "chunksize": 1}
+        )
 
 
 class ProcessPoolMap(ProcessPoolSubmit):
@@ -103,4 +105,4 @@ class ProcessPoolMap(ProcessPoolSubmit):
         chunksize = self.options.chunksize or pool_map_chunksize(len(jobs), self.workers)
         records = list(self._executor.map(run_job, jobs, chunksize=chunksize))
         params = {"concurrency": self.workers, "chunksize": chunksize}
-        return RunResult(records=records, params=params)
+        return RunResult(records=shipped(records), params=params)

@@ -10,7 +10,7 @@ from typing import Any
 
 from producer.references import WARM_JOBS, timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, RunResult, library_cpu_count
-from producer.runners.jobs import job_args, run_chunk
+from producer.runners.jobs import job_args, run_chunk, shipped
 from producer.runners.multiprocessing_pool_factoring import FACTORING, run_all
 from producer.runners.process_pool import EXECUTOR, MAP, ProcessPoolSubmit
 from producer.schedule import factoring_ranges
@@ -47,4 +47,4 @@ class ProcessPoolMapFactoring(ProcessPoolSubmit):
         chunks = [jobs[r.start : r.stop] for r in factoring_ranges(len(jobs), self.workers)]
         records = [rec for chunk in self._executor.map(run_chunk, chunks) for rec in chunk]
         params = {"concurrency": self.workers, "schedule": "factoring", "chunks": len(chunks)}
-        return RunResult(records=records, params=params)
+        return RunResult(records=shipped(records), params=params)

@@ -7,7 +7,7 @@ from typing import Any
 
 from producer.references import timed
 from producer.runners.base import JobBatch, Reference, Runner, RunResult
-from producer.runners.jobs import job_args, run_job
+from producer.runners.jobs import job_args, run_job, shipped
 from shared.workloads import Workload
 
 
@@ -32,4 +32,4 @@ class Sequential(Runner):
 
     def run(self, batch: JobBatch) -> RunResult:
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
-        return RunResult(records=[run_job(j) for j in jobs], params={"concurrency": 1})
+        return RunResult(records=shipped([run_job(j) for j in jobs]), params={"concurrency": 1})

@@ -9,8 +9,8 @@ from typing import Any
 
 from producer.references import timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
-from producer.runners.jobs import job_args, run_job
-from shared.timings import JobRecord
+from producer.runners.jobs import job_args, run_job, shipped
+from shared.timings import RecordFields
 from shared.workloads import Workload
 
 
@@ -42,7 +42,7 @@ class Threads(Runner):
 
     def run(self, batch: JobBatch) -> RunResult:
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
-        records: list[JobRecord | None] = [None] * len(jobs)
+        records: list[RecordFields | None] = [None] * len(jobs)
 
         def work(i: int) -> None:
             records[i] = run_job(jobs[i])
@@ -54,4 +54,4 @@ class Threads(Runner):
         for t in threads:
             t.join()
         done = [r for r in records if r is not None]
-        return RunResult(records=done, params={"concurrency": len(threads)})
+        return RunResult(records=shipped(done), params={"concurrency": len(threads)})

@@ -10,7 +10,7 @@ from typing import Any
 
 from producer.references import timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
-from producer.runners.jobs import job_args, run_job
+from producer.runners.jobs import job_args, run_job, shipped
 from shared.workloads import Workload
 
 EXECUTOR = "concurrent.futures:ThreadPoolExecutor"
@@ -58,4 +58,4 @@ class ThreadPool(Runner):
             "concurrency": self.workers,
             "max_workers": "default" if self.options.thread_pool_workers is None else self.workers,
         }
-        return RunResult(records=records, params=params)
+        return RunResult(records=shipped(records), params=params)

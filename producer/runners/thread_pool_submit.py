@@ -9,7 +9,7 @@ from typing import Any
 
 from producer.references import timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
-from producer.runners.jobs import job_args, run_job
+from producer.runners.jobs import job_args, run_job, shipped
 from producer.runners.thread_pool import default_thread_workers
 from shared.workloads import Workload
 
@@ -49,4 +49,4 @@ class ThreadPoolSubmit(Runner):
         with ThreadPoolExecutor(**kwargs) as executor:
             futures = [executor.submit(run_job, job) for job in jobs]
             records = [f.result() for f in futures]
-        return RunResult(records=records, params={"concurrency": self.workers})
+        return RunResult(records=shipped(records), params={"concurrency": self.workers})
