@@ -63,7 +63,15 @@ from producer.services import (
     resolve_redis,
     run_target,
 )
-from producer.stats import AUTO_MAX_REPEATS, imbalance, percentiles, settled, summarize
+from producer.stats import (
+    AUTO_MAX_REPEATS,
+    AUTO_MIN_REPEATS,
+    imbalance,
+    median_ci,
+    percentiles,
+    settled,
+    summarize,
+)
 from shared import keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
@@ -308,7 +316,7 @@ class ModelRun:
     results: list[RunResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Why it stopped repeating: "fixed" (--repeat N), or with --repeat auto "settled" (its
-    #: median's interval is narrow enough), "cap" or "out of contention".
+    #: median's interval is narrow enough), "cap", "out of contention" or "outranked".
     stop_reason: str = ""
 
     @property
@@ -338,6 +346,26 @@ def out_of_contention(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline:
             median = statistics.median(r.wall_s)
             best_of_group[r.family] = min(median, best_of_group.get(r.family, median))
     return min(run.wall_s) > CONTENTION_FACTOR * best_of_group[run.family]
+
+
+def outranked(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline: bool) -> bool:
+    """Whether ``run``'s median is known to be slower than its group's leader: after
+    ``AUTO_MIN_REPEATS`` each, its median's 95 % interval lies wholly above the leader's.
+
+    A verdict compares the best of each group (the goals: best Celery against best in-process);
+    a model that is known not to be the best of its group decides nothing by being known to
+    ±3 %, so its repeats stop ("outranked") and the run's time goes to the leaders."""
+    if len(run.wall_s) < AUTO_MIN_REPEATS or (keep_baseline and run.runner.baseline):
+        return False
+    peers = [
+        r for r in runs
+        if r is not run and r.family == run.family and len(r.wall_s) >= AUTO_MIN_REPEATS
+    ]  # fmt: skip
+    if not peers:
+        return False
+    leader = min(peers, key=lambda r: statistics.median(r.wall_s))
+    mine, best = median_ci(run.wall_s), median_ci(leader.wall_s)
+    return mine.low is not None and best.high is not None and mine.low > best.high
 
 
 def _ideal_s(
@@ -696,8 +724,12 @@ class Bench:
         if settled(run.wall_s):
             run.stop_reason = "cap" if len(run.wall_s) >= AUTO_MAX_REPEATS else "settled"
             return True
-        if out_of_contention(run, runs.values(), keep_baseline=workload in BASELINE_NEEDED):
+        keep_baseline = workload in BASELINE_NEEDED
+        if out_of_contention(run, runs.values(), keep_baseline=keep_baseline):
             run.stop_reason = "out of contention"
+            return True
+        if outranked(run, runs.values(), keep_baseline=keep_baseline):
+            run.stop_reason = "outranked"
             return True
         return False
 

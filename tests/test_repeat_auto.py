@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.bench import CONTENTION_FACTOR, ModelRun, out_of_contention
+from producer.bench import CONTENTION_FACTOR, ModelRun, out_of_contention, outranked
 from producer.cli import build_parser, main
 from producer.errors import EXIT_OK
 from producer.runners import registry
@@ -30,6 +30,23 @@ def test_a_model_far_behind_the_best_of_its_group_is_out_of_contention() -> None
     seq = run_of("sequential", [11.0])
     assert out_of_contention(seq, [*runs, seq], keep_baseline=False)
     assert not out_of_contention(seq, [*runs, seq], keep_baseline=True)  # the CPU ideal needs it
+
+
+def test_a_model_known_slower_than_its_leader_is_outranked() -> None:
+    leader = run_of("multiprocessing_pool_factoring", [4.90, 4.92, 4.89, 4.91])
+    behind = run_of("multiprocessing_pool", [5.30, 5.35, 5.32])  # interval wholly above
+    overlap = run_of("process_pool_map", [4.88, 5.40, 4.95])  # interval reaches the leader's
+    two = run_of("process_pool", [5.6, 5.7])  # no interval from two repeats
+    celery = run_of("celery_prefork", [5.30, 5.35, 5.32])  # its own group's only row
+    runs = [leader, behind, overlap, two, celery]
+    assert outranked(behind, runs, keep_baseline=False)
+    assert not outranked(overlap, runs, keep_baseline=False)
+    assert not outranked(two, runs, keep_baseline=False)
+    assert not outranked(leader, runs, keep_baseline=False)
+    assert not outranked(celery, runs, keep_baseline=False)
+    seq = run_of("sequential", [9.8, 9.9, 9.85])
+    assert outranked(seq, [*runs, seq], keep_baseline=False)
+    assert not outranked(seq, [*runs, seq], keep_baseline=True)  # the CPU ideal needs it
 
 
 def test_repeat_takes_a_count_or_auto() -> None:
@@ -55,7 +72,7 @@ def test_auto_stops_each_model_for_its_own_reason(tmp_path: Path, redis_url: str
     rows = json.loads((tmp_path / "latest" / "results.json").read_text())["results"]
     for row in rows:
         assert 1 <= row["repeats"] <= 10
-        assert row["repeats_stop"] in {"settled", "cap", "out of contention"}
+        assert row["repeats_stop"] in {"settled", "cap", "out of contention", "outranked"}
         if row["repeats_stop"] == "settled":
             assert row["repeats"] >= 3
         if row["repeats_stop"] == "out of contention":  # only when clearly behind its group
