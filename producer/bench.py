@@ -357,10 +357,12 @@ def outranked(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline: bool) -
     ±3 %, so its repeats stop ("outranked") and the run's time goes to the leaders."""
     if len(run.wall_s) < AUTO_MIN_REPEATS or (keep_baseline and run.runner.baseline):
         return False
+    groups: dict[str, list[ModelRun]] = {}
+    for r in runs:
+        groups.setdefault(r.family, []).append(r)
     peers = [
-        r for r in runs
-        if r is not run and r.family == run.family and len(r.wall_s) >= AUTO_MIN_REPEATS
-    ]  # fmt: skip
+        r for r in groups.get(run.family, []) if r is not run and len(r.wall_s) >= AUTO_MIN_REPEATS
+    ]
     if not peers:
         return False
     leader = min(peers, key=lambda r: statistics.median(r.wall_s))

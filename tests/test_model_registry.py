@@ -58,7 +58,7 @@ def test_every_module_model_is_found_under_its_name() -> None:
     assert registry.default_models() == (
         "sequential", "threading", "thread_pool", "asyncio", "multiprocessing_pool",
         "multiprocessing_pool_factoring", "process_pool", "process_pool_map", "celery_prefork",
-        "celery_prefork_factoring", "celery_threads", "celery_solo",
+        "celery_prefork_factoring", "celery_threads", "celery_solo", "celery_solo_asyncio",
     )  # fmt: skip
     assert sum(registry.load(n).baseline for n in registry.names()) == 1
     assert registry.runner_class("celery_prefork@amqp") is registry.load("celery_prefork")
