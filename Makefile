@@ -73,6 +73,8 @@ bench-inprocess: install ## in-process models only
 # each seed workload, 5 repeats each; every goal's ratio per run with its 95 % interval and
 # verdict, and the run-to-run spread. Run it alone on the machine: figures under load mean little.
 PERF_RUNS ?= 3
+# Repeats per model of make bench-celery-io (as jobbench perf's own default).
+PERF_REPEAT ?= 5
 .PHONY: bench-perf bench-overhead calibrate
 bench-perf: install ## performance goals over PERF_RUNS independent runs, ratios with intervals
 	$(BIN)/jobbench perf --runs $(PERF_RUNS) $(ARGS)

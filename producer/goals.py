@@ -207,6 +207,20 @@ def bench_goals(results: Sequence[Mapping[str, Any]], cores: int = 1) -> dict[st
     return out
 
 
+def configuration_ratios(results: Sequence[Mapping[str, Any]]) -> dict[str, Target]:
+    """Every row a ratio goal may take as its numerator (each Celery configuration of the run),
+    against that goal's denominator (the best in-process row), judged by the goal's limits: what
+    each configuration reaches, not only the best one. Keyed ``<goal key>:<model>``."""
+    out: dict[str, Target] = {}
+    for goal in BENCH_GOALS:
+        den = goal.denominator.best(results)
+        for row in results:
+            if goal.numerator.matches(row):
+                target = _ratio_target(goal.goal, goal.limit, row, den, goal.bound)
+                out[f"{goal.key}:{row['model']}"] = target
+    return out
+
+
 def run_goals(doc: Mapping[str, Any]) -> dict[str, Target]:
     """``bench_goals`` of a results.json document."""
     return bench_goals(doc["results"], int(doc.get("metadata", {}).get("cpu_count") or 1))

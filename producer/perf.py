@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from producer.bench import Bench, BenchConfig
+from producer.goals import configuration_ratios
 from producer.results import JOBS_FILE, update_latest, write_jobs_csv, write_run
 from shared.keys import new_run_id
 from shared.settings import Settings
@@ -71,6 +72,7 @@ def run_perf(
             update_latest(config.out_dir, run_dir)  # last: every file of the run is written
             runs.append({
                 "run": k, "workload": workload, "run_id": doc["run_id"], "targets": doc["targets"],
+                "configurations": configuration_ratios(doc["results"]),
                 "results": [
                     {"model": r["model"], "median_s": r["wall_s"]["median"],
                      "efficiency": r.get("efficiency"),
@@ -80,6 +82,11 @@ def run_perf(
             })  # fmt: skip
     keys = dict.fromkeys(k for r in runs for k, t in r["targets"].items() if t.get("value"))
     goals = {k: _summary(k, [r["targets"][k] for r in runs if k in r["targets"]]) for k in keys}
+    names = dict.fromkeys(k for r in runs for k in r.get("configurations", {}))
+    configurations = {
+        k: _summary(k, [r["configurations"][k] for r in runs if k in r["configurations"]])
+        for k in names
+    }
     return {
         "schema": SCHEMA,
         "kind": "perf",
@@ -88,6 +95,7 @@ def run_perf(
         "finished_at": datetime.now(UTC).isoformat(),
         "runs": runs,
         "goals": goals,
+        "configurations": configurations,
     }
 
 
@@ -114,4 +122,22 @@ def perf_lines(doc: dict[str, Any]) -> list[str]:
                 f"{summary['min']:.3f}–{summary['max']:.3f} (spread {shown}) -> "
                 f"{summary['verdict']}"
             )
+    configurations = doc.get("configurations") or {}
+    if configurations:
+        out.append("each Celery configuration / the best in-process model of its run:")
+    for key, summary in configurations.items():
+        if not summary.get("values"):
+            continue
+        per_run = []
+        for r in doc["runs"]:
+            t = (r.get("configurations") or {}).get(key)
+            if t and t.get("value") is not None:
+                ci = t.get("ci") or {}
+                shown = "" if ci.get("low") is None else f" [{ci['low']:.3f}–{ci['high']:.3f}]"
+                per_run.append(f"{t['value']:.3f}{shown}")
+        goal_key, model = key.split(":", 1)
+        out.append(
+            f"  {model} ({goal_key}, limit {summary['limit']:g}): {', '.join(per_run)}; "
+            f"median {summary['median']:.3f} -> {summary['verdict']}"
+        )
     return out

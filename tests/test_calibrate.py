@@ -53,13 +53,16 @@ def test_calibrate_command_writes_its_document(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_perf_judges_the_goals_over_independent_runs(tmp_path: Path) -> None:
+def test_perf_judges_the_goals_over_independent_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = main([
         "perf", "--runs", "2", "--repeat", "3", "--cpu-jobs", "200", "--io-jobs", "6",
         "--cpu-models", "sequential,multiprocessing_pool,celery_prefork",
-        "--io-models", "threading,celery_threads", "--out", str(tmp_path), "-q",
+        "--io-models", "threading,celery_threads,celery_solo_asyncio", "--out", str(tmp_path),
     ])  # fmt: skip
     assert code == EXIT_OK
+    out = capsys.readouterr().out
     (path,) = tmp_path.glob("perf-*.json")
     doc = json.loads(path.read_text())
     assert len(doc["runs"]) == 4  # 2 runs x (cpu, io), each a run directory of its own
@@ -68,6 +71,17 @@ def test_perf_judges_the_goals_over_independent_runs(tmp_path: Path) -> None:
     for key in ("cpu_celery_vs_in_process", "io_celery_vs_in_process", "cpu_best_efficiency"):
         summary = doc["goals"][key]
         assert summary["runs"] == 2 and summary["min"] <= summary["median"] <= summary["max"]
+    # Each Celery configuration against the best in-process model of its run, not only the best.
+    for model in ("celery_threads", "celery_solo_asyncio"):
+        summary = doc["configurations"][f"io_celery_vs_in_process:{model}"]
+        assert summary["runs"] == 2 and summary["limit"] == 1.3
+        assert f"  {model} (io_celery_vs_in_process, limit 1.3):" in out
+    assert "cpu_celery_vs_in_process:celery_prefork" in doc["configurations"]
+    best = min(
+        doc["configurations"][f"io_celery_vs_in_process:{m}"]["values"][0]
+        for m in ("celery_threads", "celery_solo_asyncio")
+    )
+    assert doc["runs"][1]["targets"]["io_celery_vs_in_process"]["value"] == best
 
 
 @pytest.mark.integration

@@ -37,8 +37,11 @@ EPILOG = """examples:
 CPU_MODELS = (*filter(None, [registry.baseline()]), "multiprocessing_pool",
               "multiprocessing_pool_factoring", "process_pool_map", "celery_prefork",
               "celery_prefork_factoring")  # fmt: skip
-#: The IO goal's candidates: the models that run every request at once.
-IO_MODELS = ("threading", "asyncio", "celery_threads")
+#: The IO goal's candidates: the in-process models that run every request at once, and every
+#: Celery configuration of issue 18 (each judged against the best in-process model).
+IO_MODELS = ("threading", "asyncio", "celery_threads", "celery_threads_switch_1ms",
+             "celery_threads_prefetch8", "celery_threads_noprefetch", "celery_threads_2x50",
+             "celery_solo_asyncio")  # fmt: skip
 
 
 @dataclass(frozen=True)
