@@ -19,10 +19,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import httpx
 import orjson
@@ -43,6 +43,8 @@ TaskWorkload = Workload | Literal["noop"]
 TASK_WORKLOADS: tuple[TaskWorkload, ...] = ("io", "cpu", NOOP)
 #: What a noop job hands back.
 NOOP_OUTPUT = "noop"
+
+T = TypeVar("T")
 
 #: The host name recorded with every job (read once: it does not change within a process).
 HOSTNAME = socket.gethostname()
@@ -297,28 +299,24 @@ def record_fields(
     )  # fmt: skip
 
 
-class ShippedRecords(Sequence[JobRecord]):
-    """The records of a run whose jobs handed back field values (``timed_job_fields``),
-    built on first use: after the timed window, not inside it.
+class LazyRecords(Sequence[JobRecord], Generic[T]):
+    """A repeat's records, each built from what its job handed back (``build``) on first use:
+    after the timed window, not inside it. The window keeps what a user's code also pays (the
+    results crossing to the caller); building the harness's own records is left out of it."""
 
-    Measured here: a ``JobRecord`` costs ~30 µs to pickle and unpickle and ~5 µs to build,
-    its field tuple ~3 µs to pickle and unpickle. On the seed's sub-millisecond CPU jobs a
-    process pool paid ~8 % of its wall time shipping records (``jobbench calibrate``); the
-    bare code a user writes ships a short string per job, and so, now, does the harness.
-    """
-
-    def __init__(self, shipped: Iterable[RecordFields]) -> None:
-        self._shipped: list[RecordFields] | None = list(shipped)
+    def __init__(self, items: Iterable[T], build: Callable[[T], JobRecord]) -> None:
+        self._items: list[T] | None = list(items)
+        self._build = build
         self._records: list[JobRecord] = []
 
     def _built(self) -> list[JobRecord]:
-        if self._shipped is not None:
-            self._records = [JobRecord(*values) for values in self._shipped]
-            self._shipped = None
+        if self._items is not None:
+            self._records = [self._build(item) for item in self._items]
+            self._items = None
         return self._records
 
     def __len__(self) -> int:
-        return len(self._shipped) if self._shipped is not None else len(self._records)
+        return len(self._items) if self._items is not None else len(self._records)
 
     @overload
     def __getitem__(self, index: int) -> JobRecord: ...
@@ -329,6 +327,31 @@ class ShippedRecords(Sequence[JobRecord]):
 
     def __iter__(self) -> Iterator[JobRecord]:
         return iter(self._built())
+
+
+def _from_fields(values: RecordFields) -> JobRecord:
+    return JobRecord(*values)
+
+
+class ShippedRecords(LazyRecords[RecordFields]):
+    """The records of an in-process repeat, from the field values its jobs handed back
+    (``timed_job_fields``).
+
+    Measured here: a ``JobRecord`` costs ~30 µs to pickle and unpickle and ~5 µs to build,
+    its field tuple ~3 µs to pickle and unpickle. On the seed's sub-millisecond CPU jobs a
+    process pool paid ~8 % of its wall time shipping records (``jobbench calibrate``); the
+    bare code a user writes ships a short string per job, and so, now, does the harness.
+    """
+
+    def __init__(self, shipped: Iterable[RecordFields]) -> None:
+        super().__init__(shipped, _from_fields)
+
+
+def stored_records(raw: Iterable[str | bytes]) -> LazyRecords[str | bytes]:
+    """The records of a Celery repeat from their stored JSON, parsed on first use (after the
+    window: the producer fetches the bytes while the workers run, as ``Pool.map`` receives
+    results, and parsing them is the harness's bookkeeping)."""
+    return LazyRecords(raw, JobRecord.from_json)
 
 
 class TimingStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 from producer.runners.jobs import job_args, run_chunk, run_job, shipped
-from shared.timings import RECORD_FIELDS, JobRecord, ShippedRecords, timed_job
+from shared.timings import RECORD_FIELDS, JobRecord, ShippedRecords, stored_records, timed_job
 
 
 def test_a_job_ships_a_tuple_in_wire_order_not_a_record() -> None:
@@ -28,3 +28,11 @@ def test_shipped_records_build_once_on_first_use_and_slice() -> None:
     assert [r.job_id for r in records[1:]] == [1, 2]
     assert records[0] is built[0]  # built once, not per access
     assert [r.output for r in built] == ["primes:4:7", "primes:8:19", "primes:10:29"]
+
+
+def test_stored_records_are_parsed_on_first_use() -> None:
+    made = [timed_job(i, "cpu", 10 + i, model="celery_solo", pool="solo") for i in range(3)]
+    raw = [r.to_json().encode() for r in made]
+    records = stored_records(raw)
+    assert len(records) == 3  # counted without parsing
+    assert list(records) == made and records[2] == made[2]

@@ -510,7 +510,7 @@ class CeleryRunner(Runner):
         )
 
     def _fetch_breakdown(
-        self, scope_key: str, records: list[JobRecord]
+        self, scope_key: str, records: Sequence[JobRecord]
     ) -> tuple[dict[str, list[float]], dict[str, float]]:
         """The fetch path's stages and the consumer's CPU, when the trace is on (nothing else is
         read: off, the key does not exist)."""
