@@ -87,8 +87,19 @@ from shared.workloads import (
 )
 from worker import clock
 
-#: Jobs in a warm-up run (untimed): enough to fault in code paths and connections.
+#: Jobs in a warm-up run (untimed): enough to fault in code paths and connections...
 WARMUP_JOBS = 50
+#: ...but no more than two per worker (thread, process, Celery slot), and at least this many.
+#: A warm-up only has to reach every worker: 50 sequential IO jobs cost 8 s of waiting at the
+#: seed's 160 ms, two per worker of a 2-process pool 0.3 s.
+WARMUP_MIN_JOBS = 8
+
+
+def warmup_jobs(concurrency: int, n_jobs: int) -> int:
+    """Jobs of one warm-up run of a model with ``concurrency`` workers."""
+    return min(n_jobs, WARMUP_JOBS, max(WARMUP_MIN_JOBS, 2 * concurrency))
+
+
 #: How long job records stay in Redis after a run (s): a week, then Redis reclaims them.
 RECORD_TTL_S = 7 * 24 * 3600
 #: Packages whose versions go into every result's metadata.
@@ -686,10 +697,9 @@ class Bench:
                     concurrency=runner.concurrency(workload, n_jobs), start_info=info,
                 )  # fmt: skip
                 self.runs.append(runs[name])
+                n_warm = warmup_jobs(runs[name].concurrency, n_jobs)
                 for w in range(self.config.warmup):
-                    warm = JobBatch(
-                        self.run_id, workload, args[:WARMUP_JOBS], -1 - w, self.config.mode
-                    )
+                    warm = JobBatch(self.run_id, workload, args[:n_warm], -1 - w, self.config.mode)
                     runner.run(warm)
             while active := [n for n in names if not self._enough(workload, runs[n], runs)]:
                 order = list(active)

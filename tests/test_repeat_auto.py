@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from producer.bench import CONTENTION_FACTOR, ModelRun, out_of_contention, outranked
+from producer.bench import (
+    CONTENTION_FACTOR,
+    ModelRun,
+    out_of_contention,
+    outranked,
+    warmup_jobs,
+)
 from producer.cli import build_parser, main
 from producer.errors import EXIT_OK
 from producer.runners import registry
@@ -47,6 +53,14 @@ def test_a_model_known_slower_than_its_leader_is_outranked() -> None:
     seq = run_of("sequential", [9.8, 9.9, 9.85])
     assert outranked(seq, [*runs, seq], keep_baseline=False)
     assert not outranked(seq, [*runs, seq], keep_baseline=True)  # the CPU ideal needs it
+
+
+def test_a_warm_up_reaches_every_worker_twice_within_bounds() -> None:
+    assert warmup_jobs(concurrency=1, n_jobs=100) == 8  # sequential IO: 8 waits, not 50
+    assert warmup_jobs(concurrency=2, n_jobs=15_000) == 8
+    assert warmup_jobs(concurrency=10, n_jobs=100) == 20
+    assert warmup_jobs(concurrency=100, n_jobs=100) == 50  # capped
+    assert warmup_jobs(concurrency=100, n_jobs=5) == 5  # never more than the run has
 
 
 def test_repeat_takes_a_count_or_auto() -> None:
