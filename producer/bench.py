@@ -44,6 +44,7 @@ from producer.cli.options import (
 from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
 from producer.goals import EFFICIENCY_GOALS, run_goals
+from producer.references import freeze_heap
 from producer.results import SCHEMA, STATUS_COMPLETE
 from producer.runners import registry
 from producer.runners.base import (
@@ -709,6 +710,7 @@ class Bench:
                     rep = len(runs[name].wall_s)
                     self.progress(f"{workload}: {name} repeat {rep + 1}")
                     batch = JobBatch(self.run_id, workload, args, rep, self.config.mode)
+                    freeze_heap()
                     t0 = time.perf_counter()
                     result = runners[name].run(batch)
                     wall = time.perf_counter() - t0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from producer.references import has_reference, run_reference
+from producer.references import freeze_heap, has_reference, run_reference
 from producer.runners import JobBatch, RunnerOptions, registry
 from producer.services import run_target
 from producer.stats import judge, ratio_ci, repeats_to_decide, summarize
@@ -75,6 +75,7 @@ def _pair(model: str, workload: Workload, args: list[int | str], repeat: int,
         runner.run(JobBatch("calibrate", workload, args[:WARMUP_JOBS], -1))
         for rep in range(repeat):
             say(f"{workload}: {model} repeat {rep + 1}/{repeat}")
+            freeze_heap()
             t0 = time.perf_counter()
             runner.run(JobBatch("calibrate", workload, args, rep))
             harness.append(time.perf_counter() - t0)
