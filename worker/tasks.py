@@ -18,13 +18,12 @@ from collections.abc import Sequence
 import redis
 from celery.exceptions import Reject
 
-from shared import fetch_path
+from shared import fetch_path, jobspec
 from shared.settings import Settings
 from shared.timings import (
     HOSTNAME,
     TASK_WORKLOADS,
     JobRecord,
-    TaskWorkload,
     TimingStore,
     gather_io_jobs,
     timed_job,
@@ -55,8 +54,10 @@ def timing_store() -> TimingStore:
     return store
 
 
-def _checked(workload: str, mode: str) -> tuple[TaskWorkload, ResultMode]:
-    if workload not in TASK_WORKLOADS:
+def _checked(workload: str, mode: str) -> tuple[str, ResultMode]:
+    # A user's module:function is resolved job by job (``timed_job``): one that does not import
+    # here becomes each job's error record, never a lost message.
+    if workload not in TASK_WORKLOADS and not jobspec.is_user_job(workload):
         raise ValueError(f"unknown workload {workload!r}")
     if mode not in RESULT_MODES:
         raise ValueError(f"unknown result mode {mode!r}")

@@ -3,11 +3,14 @@ functions), all delegating to ``shared.timings.timed_job``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.timings import JobRecord, timed_job
 from shared.workloads import ResultMode, Workload
 
-#: (job_id, workload, arg, model, mode): one job as a process pool ships it.
-JobArgs = tuple[int, Workload, int | str, str, ResultMode]
+#: (job_id, workload, arg, model, mode): one job as a process pool ships it. The workload is a
+#: label (``io``, ``cpu``, ``module:function``): the child resolves and caches its job by name.
+JobArgs = tuple[int, Workload, Any, str, ResultMode]
 
 
 def run_job(job: JobArgs) -> JobRecord:
@@ -15,9 +18,7 @@ def run_job(job: JobArgs) -> JobRecord:
     return timed_job(job_id, workload, arg, model=model, pool=model, mode=mode)
 
 
-def job_args(
-    model: str, workload: Workload, args: list[int | str], mode: ResultMode
-) -> list[JobArgs]:
+def job_args(model: str, workload: Workload, args: list[Any], mode: ResultMode) -> list[JobArgs]:
     return [(i, workload, arg, model, mode) for i, arg in enumerate(args)]
 
 
