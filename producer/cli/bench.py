@@ -43,8 +43,8 @@ from producer.results import (
 )
 from producer.runners.base import RunIncomplete
 from producer.table import print_table
-from producer.userjob import skipped_models
 from producer.untrusted import printable
+from producer.userjob import skipped_models
 from shared import jobspec
 from shared.settings import Settings, redact_url
 from shared.workloads import request_timeout_s
