@@ -25,6 +25,7 @@ This module imports no Celery and no producer code: a process-pool child imports
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -155,16 +156,29 @@ def job_timeout_s(env: Mapping[str, str] | None = None) -> float | None:
     return value if value > 0 else None
 
 
+class _ThreadLoop:
+    """A thread's event loop, closed when the thread ends (its thread-local value is dropped
+    then): a model with a thread per job (``threading``) must not leak a loop, and its sockets,
+    per job."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown: nothing left to do
+            self.loop.close()
+
+
 _local = threading.local()
 
 
 def thread_loop() -> asyncio.AbstractEventLoop:
     """This thread's event loop for ``async def`` jobs: made on first use and kept, so a worker
     thread (or process) runs all its jobs on one loop."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _local.loop = asyncio.new_event_loop()
-    return loop
+    holder: _ThreadLoop | None = getattr(_local, "holder", None)
+    if holder is None or holder.loop.is_closed():
+        holder = _local.holder = _ThreadLoop()
+    return holder.loop
 
 
 #: Longest JSON form of a return kept in an error message (characters).

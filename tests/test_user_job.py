@@ -333,6 +333,8 @@ BAD_INPUT = [
     (["--job", "seed:cpu", "--args", "args.jsonl"], "seed:cpu takes its jobs from --io-jobs"),
     (["--job", "userjobs:square", "--args", "args.jsonl", "--job-timeout-s", "0"],
      "--job-timeout-s"),
+    (["--job", "userjobs:square", "--args", "args.jsonl", "--calibrate"],
+     "--calibrate holds the seed's workloads only"),
 ]  # fmt: skip
 
 
@@ -375,3 +377,25 @@ def test_an_external_worker_that_cannot_import_the_job_is_named(
     assert len(lines) == 1, proc.stderr
     assert f"worker {worker.nodename} cannot run the job" in lines[0]
     assert "cannot import userjobs" in lines[0]
+
+
+def test_a_thread_per_job_leaves_no_event_loop_open() -> None:
+    """``threading`` runs each job on a thread of its own: its loop closes with the thread."""
+    import threading
+
+    async def nothing() -> int:
+        return 1
+
+    spec = jobspec.JobSpec("t:nothing", "t:nothing", "async", nothing)
+    loops = []
+
+    def one_job() -> None:
+        spec.run([], "digest")
+        loops.append(jobspec.thread_loop())
+
+    for _ in range(3):
+        thread = threading.Thread(target=one_job)
+        thread.start()
+        thread.join()
+    assert len({id(loop) for loop in loops}) == 3
+    assert all(loop.is_closed() for loop in loops)

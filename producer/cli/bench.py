@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if args.broker:
         settings = replace(settings, broker_url=args.broker)
     config = config_from(BenchConfig, args)
+    if args.calibrate and config.job is not None and config.job not in jobspec.SEED_JOBS:
+        raise BadInput("--calibrate holds the seed's workloads only, not --job")
     check_writable(config.out_dir)
     err = make_console(stderr=True)
     bench: Bench | None = None
