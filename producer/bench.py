@@ -17,13 +17,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from producer import cleanup
+from producer import cleanup, userjob
 from producer.cli.options import (
     AUTO,
     bounded,
@@ -41,6 +41,7 @@ from producer.cli.options import (
     warmup_option,
     workloads_option,
 )
+from producer.errors import BadInput
 from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
 from producer.goals import EFFICIENCY_GOALS, run_goals
@@ -73,7 +74,7 @@ from producer.stats import (
     settled,
     summarize,
 )
-from shared import keys
+from shared import jobspec, keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
 from shared.timings import HOSTNAME, JobRecord, TimingStore
@@ -208,6 +209,33 @@ class BenchConfig:
         False, "Celery: record every message's fetch path (published, received by the worker, "
         "started by its pool) in Redis and show its breakdown per row; off, it costs nothing",
         env="JOBBENCH_FETCH_TRACE", kind="flag",
+    )  # fmt: skip
+    #: Your job instead of the seed's workloads (``producer.userjob``, ``shared.jobspec``).
+    job: str | None = option(
+        None, "run your job through every model: MODULE:FUNCTION (imported from the working "
+        "directory or PYTHONPATH; seed:io and seed:cpu are the seed's jobs)", env="JOBBENCH_JOB",
+    )  # fmt: skip
+    args_file: Path | None = option(
+        None, "with --job: JSON lines, one job per line: an array of positional arguments or an "
+        "object of keyword arguments", flag="--args", env="JOBBENCH_ARGS", type=Path,
+    )  # fmt: skip
+    args_from: str | None = option(
+        None, "with --job: MODULE:FUNCTION returning an iterable of jobs' arguments (bounded by "
+        "--jobs)", env="JOBBENCH_ARGS_FROM",
+    )  # fmt: skip
+    n_jobs: int | None = option(
+        None, "with --job: at most N jobs (--args-from takes 10000 when unset)", flag="--jobs",
+        env="JOBBENCH_JOBS", type=bounded(int, 1, 1_000_000),
+    )  # fmt: skip
+    job_timeout_s: float | None = option(
+        None, "with --job: seconds one job may take before it is an error record (a thread "
+        "that hangs is left running: threads cannot be killed; unset: no limit)",
+        env=jobspec.JOB_TIMEOUT_ENV, type=bounded(float, 0.001, 86_400.0),
+    )  # fmt: skip
+    with_target: bool = option(
+        False, "with --job: start the local HTTP target too; its URL is in JOBBENCH_TARGET_URL "
+        "for the job (the seed's IO job always starts it)", env="JOBBENCH_WITH_TARGET",
+        kind="flag",
     )  # fmt: skip
 
 
@@ -467,6 +495,18 @@ class Bench:
         self.run_id = new_run_id()
         self.rng = random.Random(config.seed)
         registry.require_available(config.models)
+        #: A user job's arguments (``--job`` with ``--args``/``--args-from``), checked now: bad
+        #: input is one line before anything starts.
+        self.user_args: list[Any] = []
+        if config.job is not None:
+            spec = userjob.resolve(config.job)
+            if spec.func is None and (config.args_file or config.args_from):
+                raise BadInput(f"{config.job} takes its jobs from --io-jobs/--cpu-jobs")
+            self.config = config = replace(config, workloads=(spec.label,))
+            if spec.func is not None:
+                self.user_args = userjob.load_args(
+                    spec, config.args_file, config.args_from, config.n_jobs
+                )
         self.started_at = datetime.now(UTC).isoformat()
         #: Every (model, workload) measured so far, in the order started: a failed or interrupted
         #: run's evidence is made of them.
@@ -484,7 +524,9 @@ class Bench:
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[Target | None]:
-        if "io" not in self.config.workloads or self.config.url:
+        user = any(jobspec.is_user_job(w) for w in self.config.workloads)
+        wanted = "io" in self.config.workloads or (user and self.config.with_target)
+        if not wanted or self.config.url:
             yield None
             return
         with run_target(self.config.latency_ms, self.config.jitter_ms) as target:
@@ -492,12 +534,15 @@ class Bench:
 
     def run(self) -> dict[str, Any]:
         with (
+            contextlib.ExitStack() as stack,
             resolve_redis(self.settings) as redis,
             self._target() as target,
             # --flower: up before any worker starts (Flower only sees events sent after it).
             flower_during_run(self.config.flower, self.settings.broker_url or redis.url),
         ):
             self._redis, self._target_info = redis, target
+            # What a user job's processes and workers (started from here on) inherit.
+            stack.enter_context(userjob.job_environment(self.config, target))
             store = TimingStore.from_url(redis.url)
             self._check_models()
             self._url = url = self.config.url or (target.url if target else "")
@@ -611,7 +656,7 @@ class Bench:
         names = []
         for model in self.config.models:
             cls = runner_class(model)
-            if workload in cls.workloads:
+            if jobspec.kind(workload) in cls.workloads:
                 names.extend(cls.variants(self.config, self.settings))
         return names
 
@@ -680,8 +725,12 @@ class Bench:
     def _run_workload(
         self, workload: Workload, url: str, options: RunnerOptions, store: TimingStore
     ) -> list[ModelRun]:
-        n_jobs = self.config.io_jobs if workload == "io" else self.config.cpu_jobs
-        args = job_args(workload, n_jobs, url, self.config.cpu_n)
+        if jobspec.is_user_job(workload):
+            args: list[Any] = self.user_args
+        else:
+            n_jobs = self.config.io_jobs if workload == "io" else self.config.cpu_jobs
+            args = job_args(workload, n_jobs, url, self.config.cpu_n)
+        n_jobs = len(args)
         names = self.model_names(workload)
         runners: dict[str, Runner] = {}
         runs: dict[str, ModelRun] = {}

@@ -30,14 +30,15 @@ import redis
 import requests
 from redis.typing import EncodableT, FieldT
 
-from shared import keys
-from shared.workloads import ResultMode, Workload, run_cpu_job, run_io_job, run_io_job_async
+from shared import jobspec, keys
+from shared.workloads import ResultMode, Workload, run_io_job_async
 
 Outcome = Literal["ok", "error"]
 
-#: What a task can be asked to run: a workload, or ``noop`` (no work at all: what ``jobbench
+#: What a task can be asked to run: a seed workload, a user's ``module:function`` (any label
+#: ``shared.jobspec.is_user_job`` accepts), or ``noop`` (no work at all: what ``jobbench
 #: overhead`` uses to measure the cost of the machinery around a job). ``noop`` is not a bench
-#: workload; the models are compared on the seed's work only.
+#: workload.
 NOOP: Final = "noop"
 TaskWorkload = Workload | Literal["noop"]
 TASK_WORKLOADS: tuple[TaskWorkload, ...] = ("io", "cpu", NOOP)
@@ -135,23 +136,22 @@ return out
 
 
 def run_workload(
-    workload: TaskWorkload,
-    arg: int | str,
+    workload: str,
+    arg: Any,
     mode: ResultMode,
     session: requests.Session | None = None,
 ) -> str:
-    """Run one job of ``workload`` and return its output (digest or full)."""
-    if workload == "cpu":
-        return run_cpu_job(int(arg), mode)
+    """Run one job of ``workload`` and return its output (digest or full): the one path every
+    model's job takes, through the workload's ``JobSpec`` (the seed's are built in)."""
     if workload == NOOP:
         return NOOP_OUTPUT
-    return run_io_job(str(arg), mode, session)
+    return jobspec.for_workload(workload).run(arg, mode, session)
 
 
 def timed_job(
     job_id: int,
-    workload: TaskWorkload,
-    arg: int | str,
+    workload: str,
+    arg: Any,
     *,
     model: str,
     pool: str,
@@ -171,8 +171,8 @@ def timed_job(
 
 def timed_job_fields(
     job_id: int,
-    workload: TaskWorkload,
-    arg: int | str,
+    workload: str,
+    arg: Any,
     *,
     model: str,
     pool: str,
@@ -217,6 +217,31 @@ async def timed_io_job_async(
         error = describe_error(exc)
     return job_record(
         job_id, "io", model=model, pool=pool, started_at_ns=started,
+        enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
+    )  # fmt: skip
+
+
+async def timed_job_async(
+    spec: jobspec.JobSpec,
+    job_id: int,
+    arg: Any,
+    *,
+    model: str,
+    pool: str,
+    mode: ResultMode = "digest",
+    enqueued_at_ns: int | None = None,
+    attempt: int = 1,
+) -> JobRecord:
+    """``timed_job`` for one ``async def`` user job on the running event loop."""
+    started = time.time_ns()
+    output: str | None = None
+    error: str | None = None
+    try:
+        output = await spec.run_async(arg, mode)
+    except Exception as exc:  # a failing job is data, not a crash of the harness
+        error = describe_error(exc)
+    return job_record(
+        job_id, spec.label, model=model, pool=pool, started_at_ns=started,
         enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
     )  # fmt: skip
 

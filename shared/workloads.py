@@ -30,7 +30,10 @@ import requests
 
 from shared.settings import SettingsError
 
-Workload = Literal["io", "cpu"]
+#: A row's workload label: the seed's ``io`` and ``cpu``, or a user's ``module:function``
+#: (``jobbench bench --job``; ``shared.jobspec`` resolves any of them to the job it runs).
+Workload = str
+#: The seed's workloads (``--workloads``).
 WORKLOADS: tuple[Workload, ...] = ("io", "cpu")
 
 #: What a job hands back. "digest": a short fingerprint of the result (cheap to ship, so the

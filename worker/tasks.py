@@ -17,14 +17,14 @@ from collections.abc import Sequence
 
 import redis
 from celery.exceptions import Reject
+from celery.worker.control import inspect_command
 
-from shared import fetch_path
+from shared import fetch_path, jobspec
 from shared.settings import Settings
 from shared.timings import (
     HOSTNAME,
     TASK_WORKLOADS,
     JobRecord,
-    TaskWorkload,
     TimingStore,
     gather_io_jobs,
     timed_job,
@@ -55,8 +55,10 @@ def timing_store() -> TimingStore:
     return store
 
 
-def _checked(workload: str, mode: str) -> tuple[TaskWorkload, ResultMode]:
-    if workload not in TASK_WORKLOADS:
+def _checked(workload: str, mode: str) -> tuple[str, ResultMode]:
+    # A user's module:function is resolved job by job (``timed_job``): one that does not import
+    # here becomes each job's error record, never a lost message.
+    if workload not in TASK_WORKLOADS and not jobspec.is_user_job(workload):
         raise ValueError(f"unknown workload {workload!r}")
     if mode not in RESULT_MODES:
         raise ValueError(f"unknown result mode {mode!r}")
@@ -168,3 +170,21 @@ def run_message(
 #: information).
 run_jobs = app.task(name=RUN_JOBS_TASK)(run_jobs_body)
 run_io_jobs_gathered = app.task(name=RUN_IO_GATHERED_TASK)(run_io_jobs_gathered_body)
+
+
+#: The remote-control command that asks a node whether it can import a user's job (the producer
+#: probes external workers with it before a ``--job`` run: ``consumers.probe_job``).
+IMPORT_JOB_COMMAND = "jobbench_import_job"
+
+
+def import_job(state: object, job: str) -> dict[str, str]:
+    """Resolve ``job`` (``module:function``) here: ``{"ok": kind}`` or ``{"error": why}``."""
+    try:
+        return {"ok": jobspec.resolve(job).kind}
+    except jobspec.JobSpecError as exc:
+        return {"error": str(exc)}
+
+
+inspect_command(name=IMPORT_JOB_COMMAND, args=[("job", str)], signature="<module:function>")(
+    import_job
+)

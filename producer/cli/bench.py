@@ -25,7 +25,7 @@ from producer.cli.options import (
     config_from,
 )
 from producer.console import live_progress, make_console
-from producer.errors import EXIT_FAILURE, EXIT_OK, JobbenchError, RunFailed
+from producer.errors import EXIT_FAILURE, EXIT_OK, BadInput, JobbenchError, RunFailed
 from producer.failures import failed_jobs
 from producer.goals import print_goals
 from producer.references import has_reference
@@ -44,6 +44,8 @@ from producer.results import (
 from producer.runners.base import RunIncomplete
 from producer.table import print_table
 from producer.untrusted import printable
+from producer.userjob import skipped_models
+from shared import jobspec
 from shared.settings import Settings, redact_url
 from shared.workloads import request_timeout_s
 
@@ -55,6 +57,8 @@ EPILOG = """examples:
   REDIS_URL=redis://:secret@10.0.0.5:6379/1 jobbench bench
   jobbench bench --external-workers --queue jobbench   # measure workers started elsewhere
   jobbench bench --brokers redis,amqp://guest:guest@127.0.0.1:5672// --models celery_threads
+  jobbench bench --job examples.jobs:resize --args examples/resize.jsonl   # your own job
+  jobbench bench --job examples.jobs:fetch --args examples/fetch.jsonl --with-target
 """
 
 #: The Celery broker of this run: not a ``BenchConfig`` field, it overrides the settings.
@@ -102,12 +106,15 @@ def run(args: argparse.Namespace) -> int:
     if args.broker:
         settings = replace(settings, broker_url=args.broker)
     config = config_from(BenchConfig, args)
+    if args.calibrate and config.job is not None and config.job not in jobspec.SEED_JOBS:
+        raise BadInput("--calibrate holds the seed's workloads only, not --job")
     check_writable(config.out_dir)
     err = make_console(stderr=True)
     bench: Bench | None = None
     try:
         with live_progress(err, enabled=not args.quiet and err.is_terminal) as progress:
             bench = Bench(config, settings, progress)
+            _say_skipped(bench)
             doc = bench.run()
         return _finish(bench, doc, config, args.calibrate)
     except cleanup.Interrupted as exc:
@@ -130,6 +137,20 @@ def run(args: argparse.Namespace) -> int:
         if known:
             raise RunFailed(why) from None
         raise  # a one-line JobbenchError keeps its exit code; a bug its traceback
+
+
+def _say_skipped(bench: Bench) -> None:
+    """A model asked for that does not run the job's kind is named, never dropped in silence
+    (the asyncio model runs ``async def`` jobs only; the IO levers the seed's IO job only)."""
+    for workload in bench.config.workloads:
+        if not jobspec.is_user_job(workload):
+            continue  # the seed's rows are as they always were (operations.md lists them)
+        skipped = skipped_models(workload, bench.config.models)
+        kind = jobspec.kind(workload)
+        if skipped:
+            _say(f"note: {workload} is a {kind} job; not run by {', '.join(skipped)}")
+        if not bench.model_names(workload):
+            raise BadInput(f"no model of --models runs {workload} (a {kind} job)")
 
 
 def _say(text: str) -> None:

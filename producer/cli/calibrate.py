@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(opts.out_dir)
     spec = CalibrationSpec(
         models=opts.models or tuple(calibrated_models()),
-        workloads=opts.workloads,  # type: ignore[arg-type]
+        workloads=opts.workloads,
         io_jobs=opts.io_jobs, cpu_jobs=opts.cpu_jobs, latency_ms=opts.latency_ms,
         repeat=opts.repeat,
     )  # fmt: skip

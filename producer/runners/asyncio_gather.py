@@ -1,4 +1,5 @@
-"""``asyncio.gather`` over one shared ``httpx.AsyncClient`` (the IO workload only).
+"""``asyncio.gather`` over one shared ``httpx.AsyncClient`` (the IO workload), or over a user's
+``async def`` job (``jobbench bench --job``): every job's coroutine gathered on one loop.
 
 ``asyncio`` builds the client the way a user (and the article) writes it, ``httpx.AsyncClient()``
 with the library's defaults: at most 100 connections, 20 kept alive. Raising the keep-alive limit
@@ -19,7 +20,8 @@ import httpx
 
 from producer.references import timed
 from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
-from shared.timings import JobRecord, timed_io_job_async
+from shared import jobspec
+from shared.timings import JobRecord, timed_io_job_async, timed_job_async
 from shared.workloads import ResultMode, Workload, run_io_job_async
 
 CLIENT = "httpx:AsyncClient"
@@ -42,6 +44,15 @@ async def _gather(
         return list(await asyncio.gather(*jobs))
 
 
+async def _gather_user(
+    spec: jobspec.JobSpec, args: list[Any], mode: ResultMode, model: str
+) -> list[JobRecord]:
+    jobs = (
+        timed_job_async(spec, i, a, model=model, pool=model, mode=mode) for i, a in enumerate(args)
+    )
+    return list(await asyncio.gather(*jobs))
+
+
 async def _reference_gather(urls: list[str], **client_kwargs: Any) -> list[str]:
     async with httpx.AsyncClient(**client_kwargs) as client:
         return await asyncio.gather(*(run_io_job_async(client, u) for u in urls))
@@ -62,7 +73,8 @@ class AsyncioGather(Runner):
     name = "asyncio"
     order = 40
     default = True
-    workloads = frozenset({"io"})
+    workloads = frozenset({"io", "async"})
+    native_async = True
     settings = (LibraryCall(CLIENT),)
 
     @classmethod
@@ -76,10 +88,16 @@ class AsyncioGather(Runner):
         return default_max_connections()
 
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
+        if jobspec.is_user_job(workload):
+            return n_jobs  # every coroutine in flight at once: the job owns its own limits
         cap = self.max_connections()
         return n_jobs if cap is None else min(n_jobs, cap)
 
     def run(self, batch: JobBatch) -> RunResult:
+        if jobspec.is_user_job(batch.workload):
+            spec = jobspec.for_workload(batch.workload)
+            records = asyncio.run(_gather_user(spec, list(batch.args), batch.mode, self.name))
+            return RunResult(records=records, params={"concurrency": batch.n_jobs})
         urls = [str(a) for a in batch.args]
         records = asyncio.run(_gather(urls, batch.mode, self.name, self.kwargs_for(CLIENT)))
         params = {"concurrency": self.concurrency(batch.workload, batch.n_jobs)}

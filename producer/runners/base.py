@@ -56,7 +56,9 @@ class JobBatch:
 
     run_id: str
     workload: Workload
-    args: Sequence[int | str]
+    #: One argument per job: a sieve size (seed CPU), a URL (seed IO), or a user job's JSON array
+    #: (positional) or object (keyword arguments).
+    args: Sequence[Any]
     repeat: int
     mode: ResultMode = "digest"
 
@@ -152,7 +154,12 @@ class Runner(abc.ABC):
     #: The group label shown in the report's "family" column and used to colour the charts.
     #: Only ever displayed: nothing branches on it.
     family: ClassVar[str] = "in-process"
-    workloads: ClassVar[frozenset[Workload]] = frozenset(WORKLOADS)
+    #: The kinds of job it runs (``shared.jobspec.JobKind``): the seed's ``io``/``cpu``, a user's
+    #: ``sync`` function, an ``async def`` one (on an event loop per worker thread or process).
+    workloads: ClassVar[frozenset[str]] = frozenset({*WORKLOADS, "sync", "async"})
+    #: Whether it runs an ``async def`` job natively (gathered on its own loop) rather than on an
+    #: event loop per worker thread or process.
+    native_async: ClassVar[bool] = False
     #: Position in tables and in the default ``--models`` list (lower first).
     order: ClassVar[int] = 1000
     #: Whether a plain ``jobbench bench`` runs it.

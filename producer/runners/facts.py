@@ -15,6 +15,7 @@ from typing import Any
 
 from producer.runners import registry
 from producer.runners.base import Runner
+from shared import jobspec
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,26 @@ def row_facts(cls: type[Runner], row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "baseline": cls.baseline,
         "in_timeline": cls.in_timeline,
-        "notes": cls.notes(row),
+        "notes": [*cls.notes(row), *job_notes(cls, row)],
         "caveat": cls.caveat,
     }
+
+
+#: The note of a row that ran an ``async def`` job on a loop per worker thread (not gathered).
+LOOP_PER_THREAD_NOTE = "async job: one event loop per worker thread"
+
+
+def job_notes(cls: type[Runner], row: Mapping[str, Any]) -> list[str]:
+    """What the row's job adds to its notes: an ``async def`` job in a model that does not gather
+    it runs on an event loop per worker thread (or process), and says so."""
+    workload = str(row.get("workload", ""))
+    if cls.native_async or not jobspec.is_user_job(workload):
+        return []
+    try:
+        async_job = jobspec.kind(workload) == "async"
+    except jobspec.JobSpecError:
+        return []  # a stored row whose job no longer imports: nothing to add
+    return [LOOP_PER_THREAD_NOTE] if async_job else []
 
 
 def facts(row: Mapping[str, Any]) -> ModelFacts:

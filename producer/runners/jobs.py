@@ -5,12 +5,14 @@ field values, and the runner wraps them in ``ShippedRecords``, built after the t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from shared.timings import RecordFields, ShippedRecords, timed_job_fields
 from shared.workloads import ResultMode, Workload
 
-#: (job_id, workload, arg, model, mode): one job as a process pool ships it.
-JobArgs = tuple[int, Workload, int | str, str, ResultMode]
+#: (job_id, workload, arg, model, mode): one job as a process pool ships it. The workload is a
+#: label (``io``, ``cpu``, ``module:function``): the child resolves and caches its job by name.
+JobArgs = tuple[int, Workload, Any, str, ResultMode]
 
 
 def run_job(job: JobArgs) -> RecordFields:
@@ -18,9 +20,7 @@ def run_job(job: JobArgs) -> RecordFields:
     return timed_job_fields(job_id, workload, arg, model=model, pool=model, mode=mode)
 
 
-def job_args(
-    model: str, workload: Workload, args: list[int | str], mode: ResultMode
-) -> list[JobArgs]:
+def job_args(model: str, workload: Workload, args: list[Any], mode: ResultMode) -> list[JobArgs]:
     return [(i, workload, arg, model, mode) for i, arg in enumerate(args)]
 
 

@@ -161,3 +161,32 @@ def find_consumers(
         prefetch_multiplier=max(1, round(prefetch / total)) if prefetch else 1,
         startup_s=time.perf_counter() - started,
     )
+
+
+#: The remote-control command of ``worker.tasks.import_job`` (named here: the producer never
+#: imports the worker's tasks).
+IMPORT_JOB_COMMAND = "jobbench_import_job"
+
+
+def probe_job(
+    app: Celery, nodes: list[str], job: str, timeout_s: float = INSPECT_TIMEOUT_S
+) -> None:
+    """Ask every node whether it can import ``job``; a node that cannot (or does not answer)
+    is a one-line ``ServiceError`` naming it."""
+    with _own_connection(app) as conn:
+        replies = app.control.broadcast(
+            IMPORT_JOB_COMMAND, arguments={"job": job}, destination=nodes, reply=True,
+            timeout=timeout_s, limit=len(nodes), connection=conn,
+        ) or []  # fmt: skip
+    answers: dict[str, Any] = {}
+    for reply in replies:
+        answers.update(reply)
+    for node in nodes:
+        answer = answers.get(node)
+        if not isinstance(answer, dict) or not ({"ok", "error"} & answer.keys()):
+            raise ServiceError(
+                f"worker {node} did not answer the job import probe within {timeout_s:g} s "
+                "(a jobbench older than --job?)"
+            )
+        if "error" in answer:
+            raise ServiceError(f"worker {node} cannot run the job: {answer['error']}")

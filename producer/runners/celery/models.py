@@ -38,10 +38,15 @@ from producer.runners.base import (
     usable_cpus,
 )
 from producer.runners.celery import publish, workers
-from producer.runners.celery.consumers import ExternalWorkers, find_consumers, wait_for_consumers
+from producer.runners.celery.consumers import (
+    ExternalWorkers,
+    find_consumers,
+    probe_job,
+    wait_for_consumers,
+)
 from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import ServiceError
-from shared import fetch_path
+from shared import fetch_path, jobspec
 from shared.fetch_path import FETCH_TRACE_ENV
 from shared.settings import REDIS_SCHEMES, Settings, redact_url
 from shared.timings import JobRecord, TimingStore
@@ -372,6 +377,8 @@ class CeleryRunner(Runner):
             wait_s=self.celery.external_wait_s,
         )
         self._worker, self._workload = found, workload
+        if jobspec.is_user_job(workload):
+            probe_job(app, sorted(found.nodes), workload)
         with app.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=3)
         self.store.client.ping()
