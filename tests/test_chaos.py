@@ -51,6 +51,7 @@ import redis
 
 from producer.bench import expire_scopes
 from producer.runners.celery import workers
+from producer.runners.celery.redrive import Redrive
 from producer.runners.celery.workers import KOMBU_UNACKED, KOMBU_UNACKED_INDEX, PoolName
 from producer.services import ServiceError
 from producer.stats import percentiles
@@ -76,6 +77,10 @@ SEED_ENV = "JOBBENCH_CHAOS_SEED"
 #: Environment variable: where the figures are written as JSON.
 REPORT_ENV = "JOBBENCH_CHAOS_REPORT"
 DEFAULT_REPORT = Path("results/chaos.json")
+#: Environment variable: set, the private Redis's directory (its append-only file, every write
+#: the soak made, in order) is kept and its path printed, to trace a message's LPUSH, RPOP and
+#: ``unacked`` entries (how the loss fixed by the redrive was isolated: docs/faults.md).
+KEEP_ENV = "JOBBENCH_CHAOS_KEEP"
 
 #: Jobs a soak runs at least (the issue's floor): after the last fault, the lanes are fed until
 #: then. While faults strike every lane is kept busy, which here comes to ~15,000 jobs.
@@ -141,6 +146,7 @@ class Scope:
     key: str
     workload: Workload
     n_jobs: int
+    redrive: Redrive
     recorded: int = 0
 
 
@@ -282,6 +288,9 @@ class Soak:
             pipe.hlen(keys.records(s.key))
         for s, n in zip(scopes, pipe.execute(), strict=True):
             s.recorded = int(n)
+        for s in scopes:
+            if s.recorded < s.n_jobs:
+                s.redrive.check()
         total = sum(s.recorded for lane in self.lanes.values() for s in lane.scopes)
         if total != self.recorded_total:
             self.recorded_total = total
@@ -303,11 +312,15 @@ class Soak:
             if total >= MAX_JOBS or (schedule_done and total >= MIN_JOBS):
                 continue
             args: list[int | str] = [self.target.url] * size if workload == "io" else [CPU_N] * size
-            key = enqueue_jobs(
+            enqueued = enqueue_jobs(
                 self.store, lane.fleet, self.run_id, workload, args,
                 batch_size=plan.batch[workload], repeat=lane.waves,
             )  # fmt: skip
-            lane.scopes.append(Scope(key, workload, size))
+            # What a run's wait does (``wait_complete``): the product's redrive of lost messages.
+            redrive = Redrive(
+                workers.producer_app(self.server.url), self.store, enqueued, self.store.client
+            )
+            lane.scopes.append(Scope(enqueued.scope_key, workload, size, redrive))
             lane.enqueued += size
             lane.waves += 1
 
@@ -476,6 +489,8 @@ def figures(
             return sum(len(c.failed) for c in picked)
         if what == "redelivered":
             return sum(len(c.redelivered) for c in picked)
+        if what == "republished":
+            return sum(len(c.republished) for c in picked)
         return sum(len(c.missing) + len(c.unexpected) for c in picked)
 
     injected = [f for f in soak.faults if f.at_s is not None]
@@ -495,13 +510,14 @@ def figures(
         "finished": total(None, "finished"),
         "failed": total(None, "failed"),
         "redelivered": total(None, "redelivered"),
+        "republished": total(None, "republished"),
         "lost": total(None, "lost"),
         "recovery_s": {**rounded, "n": len(recovery)},
         "recovery_s_by_kind": by_kind,
         "per_pool": {
             plan.pool: {
                 w: total(plan.pool, w)
-                for w in ("jobs", "finished", "failed", "redelivered", "lost")
+                for w in ("jobs", "finished", "failed", "redelivered", "republished", "lost")
             }
             for plan in LANES
         },
@@ -523,6 +539,7 @@ def figures(
             for i, why in c.failed.items()
         ],
         "redelivered_jobs": {c.scope: c.redelivered for _, c in checks if c.redelivered},
+        "republished_jobs": {c.scope: c.republished for _, c in checks if c.republished},
         "lost_jobs": [soak.lost_job(p, c, i) for p, c in checks for i in c.missing],
     }
 
@@ -539,7 +556,8 @@ def summary(doc: dict[str, Any], path: Path) -> str:
     rec = doc["recovery_s"]
     return (
         f"chaos seed={doc['seed']}: {doc['jobs']} jobs, {doc['finished']} finished "
-        f"({doc['failed']} failed, named), {doc['redelivered']} redelivered, {doc['lost']} lost; "
+        f"({doc['failed']} failed, named), {doc['redelivered']} redelivered, "
+        f"{doc['republished']} republished, {doc['lost']} lost; "
         f"{doc['n_faults']} faults ({kinds}); recovery p50 {rec.get('p50', '-')} s, "
         f"p95 {rec.get('p95', '-')} s; {doc['duration_s']} s -> {path}"
     )
@@ -564,6 +582,9 @@ def redis_dir() -> Iterator[Path]:
     shm = Path("/dev/shm")
     path = Path(tempfile.mkdtemp(prefix="jobbench-chaos-", dir=shm if shm.is_dir() else None))
     yield path
+    if os.environ.get(KEEP_ENV):
+        print(f"chaos: kept {path} (its append-only file: every write, in order)")
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 
