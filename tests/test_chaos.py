@@ -22,9 +22,11 @@ with the jobs, which depends on the machine).
 End state: every job finished or failed with its reason named, exactly one record per job,
 redeliveries counted, none lost, no process and no queue or message left, every job key with
 an expiry. The figures go to ``JOBBENCH_CHAOS_REPORT`` (default ``results/chaos.json``) and one
-summary line is printed. Known limit (docs/faults.md): kombu's Redis transport loses a message
-when a worker or Redis dies between its ``BRPOP`` and the unacked bookkeeping; if a soak hits
-it, the lost job is named with the fault log, and the soak fails.
+summary line is printed. kombu's Redis transport loses a message when a worker or Redis dies
+between its ``BRPOP`` and the unacked bookkeeping; the driver watches every wave with the
+product's redrive (``producer.runners.celery.redrive``), as a run's wait does, so such a message
+is republished and counted (``republished``). A job still missing at the end is named with the
+fault log, and the soak fails.
 """
 
 from __future__ import annotations
