@@ -195,6 +195,15 @@ def _warnings(doc: dict[str, Any]) -> list[str]:
                 f"**Redelivered jobs**: {r['workload']}/{_code(r['model'])} ran "
                 f"{r['redelivered']} jobs more than once."
             )
+        republished = (r.get("extra") or {}).get("republished")
+        n_republished = sum(republished.get("values", [])) if isinstance(republished, dict) else 0
+        if n_republished:
+            out.append(
+                f"**Republished jobs**: {r['workload']}/{_code(r['model'])}: the broker lost "
+                f"{n_republished} jobs' messages between a worker's pop and its bookkeeping "
+                "(docs/faults.md); the producer published them again, and its time includes the "
+                "quiet period it waited before doing so."
+            )
     if not any(facts(r).baseline for r in doc["results"]):
         out.append("**No sequential baseline**: speedups and the CPU ideal are not available.")
     if doc.get("metadata", {}).get("settings", {}).get("redis_source") == "embedded":

@@ -67,6 +67,9 @@ class ScopeCheck:
     missing_started: list[int]
     #: Records whose job id is not below ``n_jobs`` (never expected; listed if they exist).
     unexpected: list[int] = field(default_factory=list)
+    #: Job id -> times the producer published its message again after the broker lost it
+    #: between a worker's pop and its bookkeeping (``producer.runners.celery.redrive``).
+    republished: dict[int, int] = field(default_factory=dict)
     #: The fault injected into this scope by the fault suite, if any.
     fault: str | None = None
     fault_at_ns: int | None = None
@@ -85,6 +88,7 @@ class ScopeCheck:
         doc = asdict(self)
         doc["failed"] = {str(k): v for k, v in self.failed.items()}
         doc["redelivered"] = {str(k): v for k, v in self.redelivered.items()}
+        doc["republished"] = {str(k): v for k, v in self.republished.items()}
         doc["accounted"] = self.accounted
         return doc
 
@@ -107,6 +111,7 @@ class RunCheck:
             "finished": sum(s.finished for s in self.scopes),
             "failed": sum(len(s.failed) for s in self.scopes),
             "redelivered": sum(len(s.redelivered) for s in self.scopes),
+            "republished": sum(len(s.republished) for s in self.scopes),
             "missing": sum(len(s.missing) for s in self.scopes),
         }
 
@@ -177,6 +182,12 @@ def check_scope(client: redis.Redis, scope_key: str) -> ScopeCheck:
     }
     redelivered = {i: n for i, n in sorted(starts.items()) if n > 1}
 
+    raw_republished = meta.get("republished")
+    republished = {
+        int(k): n
+        for k, n in (raw_republished.items() if isinstance(raw_republished, dict) else ())
+        if str(k).isdigit() and _as_int(n) is not None
+    }
     fault_at_ns = _as_int(meta.get("fault_at_ns"))
     recovery_s = None
     if fault_at_ns is not None:
@@ -198,6 +209,7 @@ def check_scope(client: redis.Redis, scope_key: str) -> ScopeCheck:
         redelivered=redelivered,
         missing=missing,
         missing_started=[i for i in missing if starts.get(i, 0) > 0],
+        republished=dict(sorted(republished.items())),
         unexpected=sorted(i for i in records if not 0 <= i < n_jobs),
         fault=str(meta["fault"]) if "fault" in meta else None,
         fault_at_ns=fault_at_ns,
@@ -287,10 +299,17 @@ def print_table(check: RunCheck, console: Console) -> None:
                 + (f" (+{more} more)" if more > 0 else ""),
                 highlight=False,
             )
+        if s.republished:
+            console.print(
+                f"{_label(s)}: republished (message lost by the broker between pop and "
+                f"bookkeeping): {_ids(sorted(s.republished))}",
+                highlight=False,
+            )
     t = check.totals()
     summary = (
         f"{t['n_jobs']} jobs: {t['finished']} finished ({t['failed']} failed), "
-        f"{t['redelivered']} delivered more than once, {t['missing']} missing"
+        f"{t['redelivered']} delivered more than once, {t['republished']} republished, "
+        f"{t['missing']} missing"
     )
     if check.accounted:
         console.print(f"OK: every job accounted for. {summary}", highlight=False)

@@ -17,7 +17,7 @@ import httpx
 
 from producer.runners.base import JobBatch
 from producer.runners.celery import workers
-from producer.runners.celery.publish import enqueue
+from producer.runners.celery.publish import Enqueued, enqueue
 from producer.runners.celery.workers import PoolName, WorkerProcess
 from producer.services import (
     embedded_redis_binary,
@@ -207,22 +207,22 @@ def enqueue_jobs(
     *,
     batch_size: int = 1,
     repeat: int = 0,
-) -> str:
+) -> Enqueued:
     """Enqueue one job per element of ``args`` on the fleet's queue, ``batch_size`` jobs per
-    message, as scope (run, ``celery_<pool>``, workload, ``repeat``); returns its scope key."""
+    message, as scope (run, ``celery_<pool>``, workload, ``repeat``)."""
     batch = JobBatch(run_id=run_id, workload=workload, args=list(args), repeat=repeat)
     app = workers.producer_app(fleet.redis_url)
     enqueued = enqueue(
         batch, app=app, store=store, queue=fleet.queue, model=f"celery_{fleet.pool}",
         batch_size=batch_size, meta={"pool": fleet.pool},
     )  # fmt: skip
-    return enqueued.scope_key
+    return enqueued
 
 
 def start_run(store: TimingStore, fleet: Fleet, url: str, n_jobs: int) -> tuple[str, str]:
     """Enqueue ``n_jobs`` IO jobs, one per message; returns (run id, scope key)."""
     run_id = f"faults-{uuid.uuid4().hex[:10]}"
-    return run_id, enqueue_jobs(store, fleet, run_id, "io", [url] * n_jobs)
+    return run_id, enqueue_jobs(store, fleet, run_id, "io", [url] * n_jobs).scope_key
 
 
 def counts(store: TimingStore, scope_key: str) -> tuple[int, int]:

@@ -22,9 +22,11 @@ with the jobs, which depends on the machine).
 End state: every job finished or failed with its reason named, exactly one record per job,
 redeliveries counted, none lost, no process and no queue or message left, every job key with
 an expiry. The figures go to ``JOBBENCH_CHAOS_REPORT`` (default ``results/chaos.json``) and one
-summary line is printed. Known limit (docs/faults.md): kombu's Redis transport loses a message
-when a worker or Redis dies between its ``BRPOP`` and the unacked bookkeeping; if a soak hits
-it, the lost job is named with the fault log, and the soak fails.
+summary line is printed. kombu's Redis transport loses a message when a worker or Redis dies
+between its ``BRPOP`` and the unacked bookkeeping; the driver watches every wave with the
+product's redrive (``producer.runners.celery.redrive``), as a run's wait does, so such a message
+is republished and counted (``republished``). A job still missing at the end is named with the
+fault log, and the soak fails.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ import redis
 
 from producer.bench import expire_scopes
 from producer.runners.celery import workers
+from producer.runners.celery.redrive import Redrive
 from producer.runners.celery.workers import KOMBU_UNACKED, KOMBU_UNACKED_INDEX, PoolName
 from producer.services import ServiceError
 from producer.stats import percentiles
@@ -76,6 +79,10 @@ SEED_ENV = "JOBBENCH_CHAOS_SEED"
 #: Environment variable: where the figures are written as JSON.
 REPORT_ENV = "JOBBENCH_CHAOS_REPORT"
 DEFAULT_REPORT = Path("results/chaos.json")
+#: Environment variable: set, the private Redis's directory (its append-only file, every write
+#: the soak made, in order) is kept and its path printed, to trace a message's LPUSH, RPOP and
+#: ``unacked`` entries (how the loss fixed by the redrive was isolated: docs/faults.md).
+KEEP_ENV = "JOBBENCH_CHAOS_KEEP"
 
 #: Jobs a soak runs at least (the issue's floor): after the last fault, the lanes are fed until
 #: then. While faults strike every lane is kept busy, which here comes to ~15,000 jobs.
@@ -141,6 +148,7 @@ class Scope:
     key: str
     workload: Workload
     n_jobs: int
+    redrive: Redrive
     recorded: int = 0
 
 
@@ -282,6 +290,9 @@ class Soak:
             pipe.hlen(keys.records(s.key))
         for s, n in zip(scopes, pipe.execute(), strict=True):
             s.recorded = int(n)
+        for s in scopes:
+            if s.recorded < s.n_jobs:
+                s.redrive.check()
         total = sum(s.recorded for lane in self.lanes.values() for s in lane.scopes)
         if total != self.recorded_total:
             self.recorded_total = total
@@ -303,11 +314,15 @@ class Soak:
             if total >= MAX_JOBS or (schedule_done and total >= MIN_JOBS):
                 continue
             args: list[int | str] = [self.target.url] * size if workload == "io" else [CPU_N] * size
-            key = enqueue_jobs(
+            enqueued = enqueue_jobs(
                 self.store, lane.fleet, self.run_id, workload, args,
                 batch_size=plan.batch[workload], repeat=lane.waves,
             )  # fmt: skip
-            lane.scopes.append(Scope(key, workload, size))
+            # What a run's wait does (``wait_complete``): the product's redrive of lost messages.
+            redrive = Redrive(
+                workers.producer_app(self.server.url), self.store, enqueued, self.store.client
+            )
+            lane.scopes.append(Scope(enqueued.scope_key, workload, size, redrive))
             lane.enqueued += size
             lane.waves += 1
 
@@ -476,6 +491,8 @@ def figures(
             return sum(len(c.failed) for c in picked)
         if what == "redelivered":
             return sum(len(c.redelivered) for c in picked)
+        if what == "republished":
+            return sum(len(c.republished) for c in picked)
         return sum(len(c.missing) + len(c.unexpected) for c in picked)
 
     injected = [f for f in soak.faults if f.at_s is not None]
@@ -495,13 +512,14 @@ def figures(
         "finished": total(None, "finished"),
         "failed": total(None, "failed"),
         "redelivered": total(None, "redelivered"),
+        "republished": total(None, "republished"),
         "lost": total(None, "lost"),
         "recovery_s": {**rounded, "n": len(recovery)},
         "recovery_s_by_kind": by_kind,
         "per_pool": {
             plan.pool: {
                 w: total(plan.pool, w)
-                for w in ("jobs", "finished", "failed", "redelivered", "lost")
+                for w in ("jobs", "finished", "failed", "redelivered", "republished", "lost")
             }
             for plan in LANES
         },
@@ -523,6 +541,7 @@ def figures(
             for i, why in c.failed.items()
         ],
         "redelivered_jobs": {c.scope: c.redelivered for _, c in checks if c.redelivered},
+        "republished_jobs": {c.scope: c.republished for _, c in checks if c.republished},
         "lost_jobs": [soak.lost_job(p, c, i) for p, c in checks for i in c.missing],
     }
 
@@ -539,7 +558,8 @@ def summary(doc: dict[str, Any], path: Path) -> str:
     rec = doc["recovery_s"]
     return (
         f"chaos seed={doc['seed']}: {doc['jobs']} jobs, {doc['finished']} finished "
-        f"({doc['failed']} failed, named), {doc['redelivered']} redelivered, {doc['lost']} lost; "
+        f"({doc['failed']} failed, named), {doc['redelivered']} redelivered, "
+        f"{doc['republished']} republished, {doc['lost']} lost; "
         f"{doc['n_faults']} faults ({kinds}); recovery p50 {rec.get('p50', '-')} s, "
         f"p95 {rec.get('p95', '-')} s; {doc['duration_s']} s -> {path}"
     )
@@ -564,6 +584,9 @@ def redis_dir() -> Iterator[Path]:
     shm = Path("/dev/shm")
     path = Path(tempfile.mkdtemp(prefix="jobbench-chaos-", dir=shm if shm.is_dir() else None))
     yield path
+    if os.environ.get(KEEP_ENV):
+        print(f"chaos: kept {path} (its append-only file: every write, in order)")
+        return
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -14,7 +14,7 @@ from matplotlib import image
 
 from producer import bench, charts, results
 from producer.history import verdicts
-from producer.report import REPORT_FILE, TIMELINE_CHART, WALL_CHART, build_report, fmt_s
+from producer.report import REPORT_FILE, TIMELINE_CHART, WALL_CHART, _warnings, build_report, fmt_s
 from producer.results import JOBS_FILE, RESULTS_FILE, ResultsError, load_results, write_jobs_csv
 from shared.timings import JobRecord
 
@@ -240,3 +240,15 @@ def test_one_workload_and_single_repeat_still_draw(tmp_path: Path, doc: dict[str
 )
 def test_durations_are_printed_in_a_readable_unit(seconds: float | None, shown: str) -> None:
     assert fmt_s(seconds) == shown
+
+
+def test_republished_jobs_are_named_in_the_report(doc: dict[str, Any]) -> None:
+    """A run whose broker lost messages (the redrive republished them) says so, per model."""
+    row = doc["results"][0]
+    row.setdefault("extra", {})["republished"] = {"median": 0, "values": [0, 10, 0]}
+    lines = _warnings(doc)
+    assert any(
+        "**Republished jobs**" in line and "lost 10 jobs' messages" in line for line in lines
+    )
+    row["extra"]["republished"] = {"median": 0, "values": [0, 0, 0]}
+    assert not any("**Republished jobs**" in line for line in _warnings(doc))

@@ -83,7 +83,8 @@ def test_every_job_accounted(store: TimingStore, run_id: str) -> None:
     assert scope.missing == [] and scope.failed == {} and scope.redelivered == {}
     assert scope.accounted and check.accounted and scope.status == "ok"
     assert check.totals() == {
-        "n_jobs": 5, "enqueued": 5, "finished": 5, "failed": 0, "redelivered": 0, "missing": 0,
+        "n_jobs": 5, "enqueued": 5, "finished": 5, "failed": 0, "redelivered": 0,
+        "republished": 0, "missing": 0,
     }  # fmt: skip
 
 
@@ -116,7 +117,10 @@ def test_missing_jobs_are_named_started_or_not(
     code, out, _ = run_cli(["verify", run_id, "--redis-url", redis_url], capsys)
     assert code == EXIT_FAILURE
     assert "2 missing: 2, 4 (started, never finished: 2; never started: 4)" in out
-    assert "MISSING: 6 jobs: 4 finished (0 failed), 0 delivered more than once, 2 missing" in out
+    assert (
+        "MISSING: 6 jobs: 4 finished (0 failed), 0 delivered more than once, 0 republished, "
+        "2 missing" in out
+    )
 
     code, out, _ = run_cli(["verify", run_id, "--redis-url", redis_url, "--format", "json"], capsys)
     assert code == EXIT_FAILURE

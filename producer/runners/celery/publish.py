@@ -115,6 +115,12 @@ class Enqueued:
     enqueue_s: float
     first_enqueued_at_ns: int
     last_enqueued_at_ns: int
+    #: What the messages carry, so that a lost one can be published again (``redrive``).
+    task: str
+    workload: TaskWorkload
+    model: str
+    mode: str
+    args: Sequence[int | str]
 
     @property
     def jobs_per_s(self) -> float:
@@ -188,18 +194,11 @@ def enqueue(
                 first_ns = now_ns
             last_ns = now_ns
             jobs = [[job_id, args[job_id], now_ns] for job_id in ids]
-            app.send_task(
-                task,
-                args=(scope_key, task_workload, model, batch.mode, jobs),
-                queue=queue,
-                producer=producer,
-                ignore_result=True,
-                # A lost connection surfaces as an error (the run is then incomplete, and says
-                # so) instead of kombu's silent reconnect-and-retry wrapper around every publish.
-                retry=False,
-                # Celery would otherwise build a repr of the whole job list for every message.
-                argsrepr=f"<{len(jobs)} {task_workload} jobs {ids.start}..{ids.stop - 1}>",
-            )
+            send_jobs(
+                app, producer, jobs, task=task, queue=queue, scope_key=scope_key,
+                workload=task_workload, model=model, mode=batch.mode,
+                label=f"{ids.start}..{ids.stop - 1}",
+            )  # fmt: skip
             stamps.append(now_ns)
     enqueue_s = time.perf_counter() - started
 
@@ -220,6 +219,39 @@ def enqueue(
         enqueue_s=enqueue_s,
         first_enqueued_at_ns=first_ns,
         last_enqueued_at_ns=last_ns,
+        task=task,
+        workload=task_workload,
+        model=model,
+        mode=batch.mode,
+        args=args,
+    )
+
+
+def send_jobs(
+    app: Celery,
+    producer: Any,
+    jobs: list[list[int | str]],
+    *,
+    task: str,
+    queue: str,
+    scope_key: str,
+    workload: TaskWorkload,
+    model: str,
+    mode: str,
+    label: str,
+) -> None:
+    """Publish one message of ``jobs`` (``[job_id, arg, enqueued_at_ns]`` each) for the task."""
+    app.send_task(
+        task,
+        args=(scope_key, workload, model, mode, jobs),
+        queue=queue,
+        producer=producer,
+        ignore_result=True,
+        # A lost connection surfaces as an error (the run is then incomplete, and says so)
+        # instead of kombu's silent reconnect-and-retry wrapper around every publish.
+        retry=False,
+        # Celery would otherwise build a repr of the whole job list for every message.
+        argsrepr=f"<{len(jobs)} {workload} jobs {label}>",
     )
 
 
@@ -299,12 +331,15 @@ def wait_complete(
     poll_interval_s: float = POLL_INTERVAL_S,
     alive: Callable[[], bool] | None = None,
     collector: RecordCollector | None = None,
+    redrive: Callable[[], int] | None = None,
 ) -> float:
     """Poll until every job of the scope has a record; return the seconds waited.
 
     Past ``timeout_s``, or as soon as ``alive()`` says no worker is left to finish the jobs,
     raise ``RunIncomplete`` naming exactly the jobs without a record. Never hangs. With a
-    ``collector``, finished messages' records are fetched whenever the count moved.
+    ``collector``, finished messages' records are fetched whenever the count moved. With a
+    ``redrive`` (``Redrive.check``), each poll also lets it republish the messages the broker
+    lost between a worker's pop and its bookkeeping (``producer.runners.celery.redrive``).
     """
     started = time.perf_counter()
     deadline = started + timeout_s
@@ -317,6 +352,8 @@ def wait_complete(
                 return time.perf_counter() - started
             if collector is not None and count > last_count:
                 collector.collect()
+            if redrive is not None:
+                redrive()
         except (redis.ConnectionError, redis.TimeoutError):
             # Redis restarting (docker compose restart redis): it comes back with its data (the
             # append-only file) and the workers reconnect, so poll on until the deadline.
