@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from producer.cli.options import (
 from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
 from producer.goals import EFFICIENCY_GOALS, run_goals
+from producer.predict import Predictor, seed_job
 from producer.results import SCHEMA, STATUS_COMPLETE
 from producer.runners import registry
 from producer.runners.base import (
@@ -64,6 +64,7 @@ from producer.services import (
     run_target,
 )
 from producer.stats import AUTO_MAX_REPEATS, imbalance, percentiles, settled, summarize
+from producer.versions import package_versions
 from shared import keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
@@ -83,8 +84,6 @@ from worker import clock
 WARMUP_JOBS = 50
 #: How long job records stay in Redis after a run (s): a week, then Redis reclaims them.
 RECORD_TTL_S = 7 * 24 * 3600
-#: Packages whose versions go into every result's metadata.
-REPORTED_PACKAGES = ("celery", "kombu", "redis", "requests", "httpx", "flower", "uvicorn")
 
 
 @dataclass(frozen=True)
@@ -189,20 +188,14 @@ class BenchConfig:
         "started by its pool) in Redis and show its breakdown per row; off, it costs nothing",
         env="JOBBENCH_FETCH_TRACE", kind="flag",
     )  # fmt: skip
+    predict: bool = option(
+        True, "skip the probe and the predictions (the cost model, docs/predictions.md)",
+        flag="--no-predict", env="JOBBENCH_PREDICT", kind="negated",
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
 Progress = Callable[[str, int, int], None]
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("jobbench", *REPORTED_PACKAGES):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def collect_metadata(
@@ -439,6 +432,8 @@ class Bench:
         self._redis: ResolvedRedis | None = None
         self._target_info: Target | None = None
         self._url = ""
+        #: The probe and the predictions (``--no-predict``: None).
+        self.predictor: Predictor | None = None
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[Target | None]:
@@ -465,12 +460,16 @@ class Bench:
                 chunksize=self.config.chunksize,
                 redis_url=redis.url,
             )
+            if self.config.predict:
+                self.predictor = Predictor(self.config.out_dir, redis.url)
             self.measuring = True
             try:
                 self._publish_own_clock(store)
                 for workload in self.config.workloads:
                     self._run_workload(workload, url, options, store)
                 doc = self.document(store)
+                if self.predictor is not None:
+                    self.predictor.annotate(doc)
                 # The performance targets (README "Why Celery is slow by default"), judged
                 # within this one run.
                 doc["targets"] = run_goals(doc)
@@ -641,12 +640,18 @@ class Bench:
         n_jobs = self.config.io_jobs if workload == "io" else self.config.cpu_jobs
         args = job_args(workload, n_jobs, url, self.config.cpu_n)
         names = self.model_names(workload)
+        if self.predictor is not None:
+            self.progress(f"{workload}: probing the jobs")
+            self.predictor.probe(workload, *seed_job(workload, args, self.config.mode))
         runners: dict[str, Runner] = {}
         runs: dict[str, ModelRun] = {}
         try:
             for name in names:
                 runner = self._runner(name, options)
                 runners[name] = runner
+                if self.predictor is not None:  # before the model runs: never fitted to it
+                    self.progress(f"{workload}: predicting {name}")
+                    self.predictor.predict(workload, name, runner, n_jobs)
                 self.progress(f"{workload}: starting {name}")
                 t0 = time.perf_counter()
                 info = runner.start(workload)
