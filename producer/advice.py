@@ -153,11 +153,16 @@ def advise(workload: str, entries: Sequence[Entry], what: WhatIfs) -> dict[str, 
         cpu_lanes = max(1.0, c.terms.get("cpu_lanes", 1.0))
         if each > 0:
             unbatched = each * cpu_lanes
+            batched = (
+                f"; batches of {c.chunk:,} (this run's) lower that to "
+                f"~{fmt_s(unbatched / c.chunk)} per job"
+                if c.chunk > 1
+                else ""
+            )
             lines.append(
                 f"Below ~{fmt_s(unbatched)} per job Celery's per-message cost dominates unless "
                 f"batched ({int(cpu_lanes)} slot{'s' if cpu_lanes != 1 else ''} × "
-                f"{fmt_s(each)} a message); batches of {c.chunk:,} lower that to "
-                f"~{fmt_s(unbatched / max(1, c.chunk))} per job."
+                f"{fmt_s(each)} a message){batched}."
             )
     changes = _core_changes(ranked, what, best)
     if what.gil_share_to_match is not None and what.thread_model:

@@ -188,9 +188,14 @@ class BenchConfig:
         "started by its pool) in Redis and show its breakdown per row; off, it costs nothing",
         env="JOBBENCH_FETCH_TRACE", kind="flag",
     )  # fmt: skip
-    predict: bool = option(
-        True, "skip the probe and the predictions (the cost model, docs/predictions.md)",
-        flag="--no-predict", env="JOBBENCH_PREDICT", kind="negated",
+    no_predict: bool = option(
+        False, "skip the probe and the predictions (the cost model, docs/predictions.md)",
+        env="JOBBENCH_NO_PREDICT", kind="flag",
+    )  # fmt: skip
+    remeasure_costs: bool = option(
+        False, "measure the machine costs the predictions use again instead of reusing the "
+        "cached ones (Redis jobbench:machine_costs, OUT/machine_costs.json; a week)",
+        env="JOBBENCH_REMEASURE_COSTS", kind="flag",
     )  # fmt: skip
 
 
@@ -460,8 +465,10 @@ class Bench:
                 chunksize=self.config.chunksize,
                 redis_url=redis.url,
             )
-            if self.config.predict:
-                self.predictor = Predictor(self.config.out_dir, redis.url)
+            if not self.config.no_predict:
+                self.predictor = Predictor(
+                    self.config.out_dir, redis.url, remeasure=self.config.remeasure_costs
+                )
             self.measuring = True
             try:
                 self._publish_own_clock(store)

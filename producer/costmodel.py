@@ -158,6 +158,7 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         "lanes": float(lanes),
         "cpu_lanes": float(cpu_lanes),
         "parallel_slowdown": slowdown,
+        "wait_s": wait_s,
     }
     return Prediction(predicted, explain(jobs, shape, terms, predicted), terms)
 
@@ -185,10 +186,16 @@ def explain(
     kinds = plural(kind)
     if cpu_lanes < lanes and terms["gil_s"] >= terms["makespan_s"]:
         gain = "gain nothing" if share >= WAITING_SHARE else "are held back by the GIL"
+        serial = terms["gil_s"] - terms["wait_s"]
+        after = (
+            f", then the last job waits {fmt_s(terms['wait_s'])}"
+            if terms["wait_s"] > 0.05 * predicted_s
+            else ""
+        )
         return (
-            f"{kinds} {gain}: {share:.0%} of this job holds the GIL, so its "
-            f"{fmt_s(terms['gil_s'])} of CPU and dispatch run on {_plural(cpu_lanes, 'core')} "
-            f"whatever the {lanes:,} {kinds}."
+            f"{kinds} {gain}: {share:.0%} of this job holds the GIL, so {fmt_s(serial)} of CPU "
+            f"and dispatch run on {_plural(cpu_lanes, 'core')} whatever the {lanes:,} "
+            f"{kinds}{after}."
         )
     if terms["dispatch_s"] >= DOMINANT_SHARE * predicted_s:
         return (

@@ -21,15 +21,17 @@ Each figure is seconds per unit and says where it came from:
   cost per message and per job (noop jobs through a real worker, ``jobbench overhead``'s
   ``measure_pool``, with fewer messages) and its worker's start-up.
 
-Figures are cached per machine (host, cores, Python) in ``OUT/machine_costs.json`` with the
-date they were measured, and reused for ``MAX_AGE_S``; a newer ``jobbench overhead`` document in
-``OUT/overhead/latest`` supplies the Redis and Celery figures instead (its source says so).
-Delete the file to measure again.
+Figures are cached per machine (host, cores, Python) with the date they were measured, in the
+run's Redis (``jobbench:machine_costs``, one entry per host: every results directory shares them)
+and in ``OUT/machine_costs.json``, and reused for ``MAX_AGE_S``; a newer ``jobbench overhead``
+document in ``OUT/overhead/latest`` supplies the Redis and Celery figures instead (its source
+says so). ``jobbench bench --remeasure-costs`` measures them again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import pickle
@@ -55,6 +57,7 @@ from producer.runners.base import usable_cpus
 from producer.runners.celery import workers
 from producer.runners.celery.workers import PoolName
 from producer.services import run_target
+from shared import keys
 from shared.keys import new_run_id
 from shared.timings import TimingStore
 
@@ -280,10 +283,15 @@ def celery_figures(pool: str, doc: Mapping[str, Any]) -> dict[str, float]:
 # --- cache and the overhead document -------------------------------------------------------------
 
 
-def load_cache(out_dir: Path) -> dict[str, Figure]:
-    path = out_dir / CACHE_FILE
+def load_cache(out_dir: Path, client: redis.Redis | None = None) -> dict[str, Figure]:
+    """The cached figures still valid: Redis's entry for this host, else the file's."""
+    raw: Any = None
+    if client is not None:
+        with contextlib.suppress(redis.RedisError):
+            raw = client.hget(keys.MACHINE_COSTS, platform.node())
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode() if raw else (out_dir / CACHE_FILE).read_text(encoding="utf-8")
+        doc = json.loads(text)
     except (OSError, ValueError):
         return {}
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
@@ -301,7 +309,9 @@ def load_cache(out_dir: Path) -> dict[str, Figure]:
     return out
 
 
-def save_cache(out_dir: Path, figures: Mapping[str, Figure]) -> None:
+def save_cache(
+    out_dir: Path, figures: Mapping[str, Figure], client: redis.Redis | None = None
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "schema": SCHEMA,
@@ -310,7 +320,11 @@ def save_cache(out_dir: Path, figures: Mapping[str, Figure]) -> None:
             {k: f for k, f in figures.items() if k not in PER_RUN_FIGURES}
         ).summary(),
     }
-    atomic_write(out_dir / CACHE_FILE, json.dumps(doc, indent=2) + "\n")
+    text = json.dumps(doc, indent=2) + "\n"
+    atomic_write(out_dir / CACHE_FILE, text)
+    if client is not None:
+        with contextlib.suppress(redis.RedisError):
+            client.hset(keys.MACHINE_COSTS, platform.node(), text)
 
 
 def from_overhead(out_dir: Path) -> dict[str, Figure]:
@@ -345,11 +359,27 @@ def _newer(a: Figure | None, b: Figure) -> bool:
     return a is None or a.measured_at < b.measured_at
 
 
-def ensure(out_dir: Path, needed: Iterable[tuple[str, str]], redis_url: str) -> MachineCosts:
+def ensure(
+    out_dir: Path, needed: Iterable[tuple[str, str]], redis_url: str, refresh: bool = False
+) -> MachineCosts:
     """Every figure ``needed`` ((name, broker URL) pairs) from the cache or the overhead
     document, measuring the ones neither has (and caching them)."""
-    figures = load_cache(out_dir)
-    for key, figure in from_overhead(out_dir).items():
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return _ensure(out_dir, needed, redis_url, client, refresh)
+    finally:
+        client.close()
+
+
+def _ensure(
+    out_dir: Path,
+    needed: Iterable[tuple[str, str]],
+    redis_url: str,
+    client: redis.Redis,
+    refresh: bool,
+) -> MachineCosts:
+    figures = {} if refresh else load_cache(out_dir, client)
+    for key, figure in ({} if refresh else from_overhead(out_dir)).items():
         if _newer(figures.get(key), figure):
             figures[key] = figure
     wanted = {(n, b) for n, b in needed if n}
@@ -373,11 +403,7 @@ def ensure(out_dir: Path, needed: Iterable[tuple[str, str]], redis_url: str) -> 
             "measured by the bench (machine_costs.measure_async_request)", when,
         )  # fmt: skip
     if "redis_rtt" in missing:
-        client = redis.Redis.from_url(redis_url)
-        try:
-            rtt = overhead.measure_redis(client, repeat=3, pings=REDIS_PINGS)
-        finally:
-            client.close()
+        rtt = overhead.measure_redis(client, repeat=3, pings=REDIS_PINGS)
         figures["redis_rtt"] = Figure(
             float(rtt["round_trip_s"]["median"]), "measured by the bench (overhead.measure_redis)",
             when,
@@ -392,7 +418,7 @@ def ensure(out_dir: Path, needed: Iterable[tuple[str, str]], redis_url: str) -> 
         source = f"measured by the bench (overhead.measure_pool, {CELERY_MESSAGES} messages)"
         for name, value in measure_celery(pool, broker, redis_url).items():
             figures[figure_key(name, broker)] = Figure(value, source, when)
-    save_cache(out_dir, figures)
+    save_cache(out_dir, figures, client)
     return MachineCosts(figures)
 
 

@@ -45,8 +45,16 @@ def job_costs(p: Probe) -> JobCosts:
 class Predictor:
     """The bench's predictions of one run."""
 
-    def __init__(self, out_dir: Path, redis_url: str, budget_s: float = DEFAULT_BUDGET_S) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        redis_url: str,
+        budget_s: float = DEFAULT_BUDGET_S,
+        remeasure: bool = False,
+    ) -> None:
         self.out_dir = out_dir
+        #: Measure the machine costs again, once, instead of using cached figures.
+        self.remeasure = remeasure
         self.redis_url = redis_url
         self.budget_s = budget_s
         self.probes: dict[str, Probe] = {}
@@ -67,7 +75,10 @@ class Predictor:
     def _ensure(self, shapes: Sequence[CostShape]) -> MachineCosts:
         needed = machine_costs.shape_needs(shapes)
         if self.costs.missing(needed) or "redis_rtt" not in self.costs.figures:
-            self.costs = machine_costs.ensure(self.out_dir, needed, self.redis_url)
+            self.costs = machine_costs.ensure(
+                self.out_dir, needed, self.redis_url, refresh=self.remeasure
+            )
+            self.remeasure = False
         return self.costs
 
     def predict(self, workload: str, model: str, runner: Runner, n_jobs: int) -> Prediction:

@@ -541,7 +541,10 @@ class CeleryRunner(Runner):
             n_jobs, lanes, workload=workload, pool=self.pool
         )
         return CostShape(
-            kind=f"{self.pool} slot", lanes=lanes, cpu_lanes=max(1, cpu_lanes),
+            kind={"prefork": "prefork child", "threads": "worker thread"}.get(
+                self.pool, f"{self.pool} worker"
+            ),
+            lanes=lanes, cpu_lanes=max(1, cpu_lanes),
             schedule="factoring" if own_ranges else "fixed", chunk=chunk,
             dispatch=f"celery_message:{self.pool}", per_job=f"celery_job:{self.pool}",
             broker_url=self.broker_url, follows_cores=follows,
