@@ -35,6 +35,8 @@ from producer.schedule import contiguous_ranges, factoring_ranges, pool_map_chun
 DOMINANT_SHARE = 0.5
 #: A tail (first lane idle to last task done) above this share of the wall time is named.
 TAIL_SHARE = 0.10
+#: The GIL is named when its serial part (CPU and dispatch on one core) is this share of the wall.
+GIL_NAMED_SHARE = 0.25
 #: A job whose thread holds the GIL less than this share of its wall time is "waiting".
 WAITING_SHARE = 0.5
 
@@ -184,9 +186,13 @@ def explain(
             f"of work = {fmt_s(work)}{extra}."
         )
     kinds = plural(kind)
-    if cpu_lanes < lanes and terms["gil_s"] >= terms["makespan_s"]:
+    serial = terms["gil_s"] - terms["wait_s"]
+    if (
+        cpu_lanes < lanes
+        and terms["gil_s"] >= terms["makespan_s"]
+        and serial >= GIL_NAMED_SHARE * predicted_s
+    ):
         gain = "gain nothing" if share >= WAITING_SHARE else "are held back by the GIL"
-        serial = terms["gil_s"] - terms["wait_s"]
         after = (
             f", then the last job waits {fmt_s(terms['wait_s'])}"
             if terms["wait_s"] > 0.05 * predicted_s
