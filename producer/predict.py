@@ -8,6 +8,9 @@ every in-process model calls (``seed_job``), a user's job its own function.
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -186,3 +189,35 @@ def prediction_errors(doc: Mapping[str, Any]) -> list[tuple[str, str, float, flo
             out.append((str(row["workload"]), str(row["model"]), float(pred["predicted_s"]),
                         float(row["wall_s"]["median"]), pred.get("error_pct")))  # fmt: skip
     return out
+
+
+#: The goal of issue 16: every model's prediction within this share of its measurement.
+GOAL_ERROR_PCT = 25.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m producer.predict [RUN_DIR_OR_RESULTS_JSON]``: every row's prediction error
+    of a finished run (default ``results/latest``) and how many are within the goal."""
+    parser = argparse.ArgumentParser(prog="python -m producer.predict", description=main.__doc__)
+    parser.add_argument("run", nargs="?", default="results/latest", help="run dir or results.json")
+    args = parser.parse_args(argv)
+    path = Path(args.run)
+    doc = json.loads((path / "results.json" if path.is_dir() else path).read_text())
+    errors = prediction_errors(doc)
+    if not errors:
+        print(f"{path}: no predictions (run with the cost model on)", file=sys.stderr)
+        return 2
+    within = 0
+    print(f"{'workload':8} {'model':34} {'predicted s':>11} {'measured s':>10} {'error':>7}")
+    for workload, model, predicted, measured, err in errors:
+        ok = err is not None and abs(err) <= GOAL_ERROR_PCT
+        within += ok
+        shown = "-" if err is None else f"{err:+.0f}%"
+        mark = "" if ok else "  <- outside ±25%"
+        print(f"{workload:8} {model:34} {predicted:11.3f} {measured:10.3f} {shown:>7}{mark}")
+    print(f"{within} of {len(errors)} predictions within ±{GOAL_ERROR_PCT:.0f}% of the median")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
