@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import pickle
 import platform
 import statistics
@@ -80,6 +81,9 @@ REDIS_PINGS = 500
 
 #: Where the in-process figures come from, as the report names it.
 LOCAL_SOURCE = "measured by the bench (machine_costs.measure_local)"
+#: A cached figure measured at a load per core more than this above the current one is measured
+#: again (a figure taken on a loaded machine would make every later prediction of a quiet one).
+LOAD_TOLERANCE = 0.5
 #: Figures that depend on the moment (the machine's load): measured on every run, never cached.
 PER_RUN_FIGURES = frozenset({"parallel_slowdown"})
 #: Iterations of the CPU spin of ``parallel_slowdown`` (~0.05-0.1 s alone).
@@ -100,6 +104,8 @@ class Figure:
     value_s: float
     source: str
     measured_at: str
+    #: The 1-minute load average per core when it was measured (None: not known).
+    load_per_core: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,9 +126,10 @@ class MachineCosts:
 
     def summary(self) -> dict[str, Any]:
         return {
-            k: {"value_s": f.value_s, "source": f.source, "measured_at": f.measured_at}
+            k: {"value_s": f.value_s, "source": f.source, "measured_at": f.measured_at,
+                "load_per_core": f.load_per_core}
             for k, f in sorted(self.figures.items())
-        }
+        }  # fmt: skip
 
 
 def broker_label(broker_url: str) -> str:
@@ -283,6 +290,18 @@ def celery_figures(pool: str, doc: Mapping[str, Any]) -> dict[str, float]:
 # --- cache and the overhead document -------------------------------------------------------------
 
 
+def load_per_core() -> float:
+    """The 1-minute load average per usable core, now."""
+    return os.getloadavg()[0] / usable_cpus()
+
+
+def busier_than_now(figure: Figure) -> bool:
+    """Whether ``figure`` was measured on a machine clearly busier than it is now: such a figure
+    describes the load of then, not this machine, and is measured again."""
+    then = figure.load_per_core
+    return then is not None and then > load_per_core() + LOAD_TOLERANCE
+
+
 def load_cache(out_dir: Path, client: redis.Redis | None = None) -> dict[str, Figure]:
     """The cached figures still valid: Redis's entry for this host, else the file's."""
     raw: Any = None
@@ -301,10 +320,14 @@ def load_cache(out_dir: Path, client: redis.Redis | None = None) -> dict[str, Fi
     out = {}
     for key, raw in (doc.get("figures") or {}).items():
         try:
-            figure = Figure(float(raw["value_s"]), str(raw["source"]), str(raw["measured_at"]))
-        except (KeyError, TypeError, ValueError):
+            load = raw.get("load_per_core")
+            figure = Figure(
+                float(raw["value_s"]), str(raw["source"]), str(raw["measured_at"]),
+                None if load is None else float(load),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError):
             continue
-        if _age_s(figure.measured_at) <= MAX_AGE_S:
+        if _age_s(figure.measured_at) <= MAX_AGE_S and not busier_than_now(figure):
             out[key] = figure
     return out
 
@@ -341,15 +364,20 @@ def from_overhead(out_dir: Path) -> dict[str, Figure]:
             return {}
         source = f"jobbench overhead {doc['run_id']}"
         broker = str(meta.get("broker") or "redis://")
+        loads = meta.get("load_avg")
+        load = float(loads[0]) / usable_cpus() if loads else None
         out = {
             "redis_rtt": Figure(float(doc["overhead"]["redis"]["round_trip_s"]["median"]),
-                                source, when),
+                                source, when, load),
         }  # fmt: skip
+        out = {k: f for k, f in out.items() if not busier_than_now(f)}
         for pool, block in (doc["overhead"].get("noop") or {}).items():
             if pool not in workers.POOLS:
                 continue  # "threads+events" and the like
             for name, value in celery_figures(pool, block).items():
-                out[figure_key(name, broker)] = Figure(value, source, when)
+                figure = Figure(value, source, when, load)
+                if not busier_than_now(figure):
+                    out[figure_key(name, broker)] = figure
         return out
     except (OSError, ValueError, KeyError, TypeError):
         return {}
@@ -389,24 +417,25 @@ def _ensure(
     if not missing:
         return MachineCosts(figures)
     when = _now()
+    load = load_per_core()
     if any(m in LOCAL_FIGURES for m in missing):
         for name, value in measure_local().items():
-            figures[name] = Figure(value, LOCAL_SOURCE, when)
+            figures[name] = Figure(value, LOCAL_SOURCE, when, load)
     if "parallel_slowdown" in missing:
         figures["parallel_slowdown"] = Figure(
             measure_parallel(), "measured by the bench, this run (machine_costs.measure_parallel)",
-            when,
+            when, load,
         )  # fmt: skip
     if "async_request" in missing:
         figures["async_request"] = Figure(
             measure_async_request(),
-            "measured by the bench (machine_costs.measure_async_request)", when,
+            "measured by the bench (machine_costs.measure_async_request)", when, load,
         )  # fmt: skip
     if "redis_rtt" in missing:
         rtt = overhead.measure_redis(client, repeat=3, pings=REDIS_PINGS)
         figures["redis_rtt"] = Figure(
             float(rtt["round_trip_s"]["median"]), "measured by the bench (overhead.measure_redis)",
-            when,
+            when, load,
         )  # fmt: skip
     pools: dict[tuple[str, str], None] = {}
     for name, broker in wanted:
@@ -417,7 +446,7 @@ def _ensure(
             continue
         source = f"measured by the bench (overhead.measure_pool, {CELERY_MESSAGES} messages)"
         for name, value in measure_celery(pool, broker, redis_url).items():
-            figures[figure_key(name, broker)] = Figure(value, source, when)
+            figures[figure_key(name, broker)] = Figure(value, source, when, load)
     save_cache(out_dir, figures, client)
     return MachineCosts(figures)
 

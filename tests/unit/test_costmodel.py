@@ -3,9 +3,11 @@ machine costs in, predictions and sentences out (no clock, no services)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from producer import costmodel
+from producer import costmodel, machine_costs
 from producer.advice import Entry, WhatIfs, advise
 from producer.costmodel import JobCosts, predict
 from producer.machine_costs import Figure, MachineCosts, celery_figures
@@ -179,3 +181,19 @@ def test_advice_names_the_winner_celery_cost_and_what_would_change_it() -> None:
     # Other figures, other sentences: nothing is fixed text.
     slower = advise("cpu", [entries[0], entries[1]], WhatIfs())
     assert "Celery" not in "\n".join(slower["lines"]) and "2.00×" in slower["lines"][0]
+
+
+def test_cached_figures_measured_on_a_busier_machine_are_measured_again(tmp_path: Path) -> None:
+    now = machine_costs.load_per_core()
+    when = machine_costs._now()
+    figures = {
+        "pool_task": Figure(1e-4, "test", when, now),
+        "thread_submit": Figure(2e-5, "test", when, now + 5.0),  # measured under a heavy load
+        "parallel_slowdown": Figure(1.2, "test", when, now),  # per run: never cached
+    }
+    machine_costs.save_cache(tmp_path, figures)
+    loaded = machine_costs.load_cache(tmp_path)
+    assert set(loaded) == {"pool_task"} and loaded["pool_task"].value_s == 1e-4
+    assert MachineCosts(loaded).missing([("thread_submit", ""), ("pool_task", "")]) == [
+        "thread_submit"
+    ]
