@@ -264,6 +264,7 @@ def measure_celery(pool: PoolName, broker_url: str, redis_url: str) -> dict[str,
             run_id=run_id, config=config,
         )  # fmt: skip
     finally:
+        store.client.delete(keys.scopes_index(run_id))  # as ``jobbench overhead`` leaves nothing
         store.client.close()
     return celery_figures(pool, doc)
 
@@ -335,7 +336,6 @@ def load_cache(out_dir: Path, client: redis.Redis | None = None) -> dict[str, Fi
 def save_cache(
     out_dir: Path, figures: Mapping[str, Figure], client: redis.Redis | None = None
 ) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "schema": SCHEMA,
         "machine": machine_id(),
@@ -344,7 +344,11 @@ def save_cache(
         ).summary(),
     }
     text = json.dumps(doc, indent=2) + "\n"
-    atomic_write(out_dir / CACHE_FILE, text)
+    # Best effort: a results directory that cannot take it (full, read-only) is the run's
+    # problem to report when it writes its results, not the cache's.
+    with contextlib.suppress(OSError):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / CACHE_FILE, text)
     if client is not None:
         with contextlib.suppress(redis.RedisError):
             client.hset(keys.MACHINE_COSTS, platform.node(), text)
