@@ -30,11 +30,12 @@ def tail_note(row: dict[str, Any]) -> str | None:
     return f"tail {bal['tail_s']['median']:.2f}s ({share:.0%})"
 
 
-def prediction_cells(row: dict[str, Any]) -> tuple[str, str]:
-    """The cost model's prediction and its error against the median (``-`` when none)."""
+def prediction_cell(row: dict[str, Any]) -> str:
+    """The cost model's prediction and its error against the median: ``0.307 -18%`` (``-``
+    when the run made none)."""
     pred = row.get("prediction") or {}
     err = pred.get("error_pct")
-    return _fmt(pred.get("predicted_s"), ".3f"), "-" if err is None else f"{err:+.0f}%"
+    return _fmt(pred.get("predicted_s"), ".3f") + ("" if err is None else f" {err:+.0f}%")
 
 
 def probe_lines(doc: dict[str, Any]) -> list[str]:
@@ -62,8 +63,8 @@ def results_table(doc: dict[str, Any]) -> Table:
     for col, justify in (
         ("workload", "left"), ("model", "left"), ("jobs", "right"), ("conc.", "right"),
         ("median s", "right"), ("min–max s", "right"), ("IQR s", "right"), ("jobs/s", "right"),
-        ("speedup", "right"), ("ideal s", "right"), ("effic.", "right"), ("pred. s", "right"),
-        ("err", "right"), ("notes", "left"),
+        ("speedup", "right"), ("ideal s", "right"), ("effic.", "right"),
+        ("predicted s", "right"), ("notes", "left"),
     ):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in doc["results"]:
@@ -91,7 +92,7 @@ def results_table(doc: dict[str, Any]) -> Table:
             _fmt(wall.get("iqr"), ".3f"), _fmt(r.get("jobs_per_s"), ",.0f"),
             _fmt(r.get("speedup_vs_sequential"), ".2f") + ("×" if speedup else ""),
             _fmt(r.get("ideal_s"), ".3f"), _fmt(r.get("efficiency"), ".0%"),
-            *prediction_cells(r),
+            prediction_cell(r),
             printable(", ".join(notes)), style="red" if r.get("n_error") else None,
         )  # fmt: skip
     return table

@@ -58,7 +58,7 @@ def test_a_tiny_bench_predicts_every_row_before_it_runs(tmp_path: Path, redis_ur
     assert set(doc["advice"]) == {"io", "cpu"}
     assert any("Celery's best, `celery_solo`" in line for line in doc["advice"]["cpu"]["lines"])
     # The table, report.md and the coordinator's error list show them.
-    assert "pred. s" in [c.header for c in results_table(doc).columns]
+    assert "predicted s" in [c.header for c in results_table(doc).columns]
     assert probe_lines(doc)[0].startswith("probe io:")
     assert len(prediction_errors(doc)) == len(rows)
     run_dir = tmp_path / "latest"
