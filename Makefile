@@ -65,6 +65,11 @@ typecheck: install ## mypy --strict on worker shared producer
 bench-celery: install ## the main job: every model (in-process and Celery) on both workloads
 	$(BIN)/jobbench bench $(ARGS)
 
+RUN ?= results/latest
+.PHONY: predict-errors
+predict-errors: install ## the cost model's error per model of a finished run (RUN=results/latest)
+	$(BIN)/python -m producer.predict $(RUN)
+
 bench-inprocess: install ## in-process models only
 	$(BIN)/jobbench bench --models sequential,threading,thread_pool,asyncio,multiprocessing_pool,process_pool,process_pool_map $(ARGS)
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from producer.errors import BadInput
 from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
 from producer.goals import EFFICIENCY_GOALS, run_goals
+from producer.predict import Predictor, job_calls
 from producer.references import freeze_heap
 from producer.results import SCHEMA, STATUS_COMPLETE
 from producer.runners import registry
@@ -74,6 +74,7 @@ from producer.stats import (
     settled,
     summarize,
 )
+from producer.versions import package_versions
 from shared import jobspec, keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url
@@ -104,8 +105,6 @@ def warmup_jobs(concurrency: int, n_jobs: int) -> int:
 
 #: How long job records stay in Redis after a run (s): a week, then Redis reclaims them.
 RECORD_TTL_S = 7 * 24 * 3600
-#: Packages whose versions go into every result's metadata.
-REPORTED_PACKAGES = ("celery", "kombu", "redis", "requests", "httpx", "flower", "uvicorn")
 
 
 @dataclass(frozen=True)
@@ -237,20 +236,19 @@ class BenchConfig:
         "for the job (the seed's IO job always starts it)", env="JOBBENCH_WITH_TARGET",
         kind="flag",
     )  # fmt: skip
+    no_predict: bool = option(
+        False, "skip the probe and the predictions (the cost model, docs/predictions.md)",
+        env="JOBBENCH_NO_PREDICT", kind="flag",
+    )  # fmt: skip
+    remeasure_costs: bool = option(
+        False, "measure the machine costs the predictions use again instead of reusing the "
+        "cached ones (Redis jobbench:machine_costs, OUT/machine_costs.json; a week)",
+        env="JOBBENCH_REMEASURE_COSTS", kind="flag",
+    )  # fmt: skip
 
 
 #: Progress callback: (what is happening, measured repeats done, measured repeats in all).
 Progress = Callable[[str, int, int], None]
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("jobbench", *REPORTED_PACKAGES):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def collect_metadata(
@@ -521,6 +519,8 @@ class Bench:
         self._redis: ResolvedRedis | None = None
         self._target_info: Target | None = None
         self._url = ""
+        #: The probe and the predictions (``--no-predict``: None).
+        self.predictor: Predictor | None = None
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[Target | None]:
@@ -552,12 +552,18 @@ class Bench:
                 chunksize=self.config.chunksize,
                 redis_url=redis.url,
             )
+            if not self.config.no_predict:
+                self.predictor = Predictor(
+                    self.config.out_dir, redis.url, remeasure=self.config.remeasure_costs
+                )
             self.measuring = True
             try:
                 self._publish_own_clock(store)
                 for workload in self.config.workloads:
                     self._run_workload(workload, url, options, store)
                 doc = self.document(store)
+                if self.predictor is not None:
+                    self.predictor.annotate(doc)
                 # The performance targets (README "Why Celery is slow by default"), judged
                 # within this one run.
                 doc["targets"] = run_goals(doc)
@@ -732,12 +738,18 @@ class Bench:
             args = job_args(workload, n_jobs, url, self.config.cpu_n)
         n_jobs = len(args)
         names = self.model_names(workload)
+        if self.predictor is not None:
+            self.progress(f"{workload}: probing the jobs")
+            self.predictor.probe(workload, *job_calls(workload, args, self.config.mode))
         runners: dict[str, Runner] = {}
         runs: dict[str, ModelRun] = {}
         try:
             for name in names:
                 runner = self._runner(name, options)
                 runners[name] = runner
+                if self.predictor is not None:  # before the model runs: never fitted to it
+                    self.progress(f"{workload}: predicting {name}")
+                    self.predictor.predict(workload, name, runner, n_jobs)
                 self.progress(f"{workload}: starting {name}")
                 t0 = time.perf_counter()
                 info = runner.start(workload)

@@ -91,6 +91,8 @@ class WallBar:
     winner: bool
     failed: bool
     baseline: bool = False
+    #: The cost model's prediction (s), made before the model ran; None: not predicted.
+    predicted_s: float | None = None
 
 
 def group_colors(families: Sequence[str]) -> dict[str, str]:
@@ -124,6 +126,7 @@ def wall_time_data(doc: dict[str, Any]) -> dict[str, list[WallBar]]:
                 winner=winners.get(workload) == row["model"],
                 failed=bool(row.get("n_error")),
                 baseline=about.baseline,
+                predicted_s=(row.get("prediction") or {}).get("predicted_s"),
             )
         )
     for bars in out.values():
@@ -223,13 +226,18 @@ def draw_wall_time(doc: dict[str, Any], path: Path) -> Path:
                 color="black",
                 zorder=4,
             )
+        predicted = [(b.predicted_s, y) for b, y in zip(bars, ys, strict=True) if b.predicted_s]
+        if predicted:  # hollow: a prediction, made before the run, beside what was measured
+            ax.scatter([x for x, _ in predicted], [y for _, y in predicted], marker="o", s=60,
+                       facecolors="none", edgecolors="black", linewidths=1.5, zorder=4)  # fmt: skip
+        ideal = ideal + predicted  # the axis limits below cover the predictions too
         lo = min(min(b.min_s for b in bars), *(x for x, _ in ideal)) if ideal else None
         lo = lo if lo is not None else min(b.min_s for b in bars)
         hi = max(max(b.max_s for b in bars), *(x for x, _ in ideal)) if ideal else None
         hi = max(hi if hi is not None else max(b.max_s for b in bars), 1e-9)  # never a 0-wide axis
         log = lo > 0 and hi / lo > LOG_SCALE_RATIO
         for b, y in zip(bars, ys, strict=True):
-            right = max(b.max_s, b.ideal_s or 0.0)
+            right = max(b.max_s, b.ideal_s or 0.0, b.predicted_s or 0.0)
             x = right * 1.25 if log else right + hi * 0.02
             weight = "bold" if b.winner else "normal"
             ax.text(x, y, _bar_label(b), va="center", fontsize=8.5, fontweight=weight, zorder=5)
@@ -261,6 +269,9 @@ def draw_wall_time(doc: dict[str, Any], path: Path) -> Path:
         Line2D([], [], color="black", marker="|", markersize=14, markeredgewidth=2.5,
                linestyle="none", label="ideal (physical limit)"),
     ]  # fmt: skip
+    if any(b.predicted_s for bars in data.values() for b in bars):
+        handles.append(Line2D([], [], marker="o", markerfacecolor="none", markeredgecolor="black",
+                              linestyle="none", label="predicted (cost model)"))  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8.5)
     return _save(fig, path)
 

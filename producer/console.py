@@ -18,7 +18,7 @@ from rich.progress import (
 
 #: Columns of a console that is not a terminal (a pipe, a file, CI logs): wide enough that no
 #: table is squeezed to rich's 80-column fallback and wrapped mid-cell.
-PIPE_WIDTH = 170
+PIPE_WIDTH = 190
 
 #: Progress of a long run: (what is happening, measured repeats done, measured repeats in all).
 ProgressFn = Callable[[str, int, int], None]

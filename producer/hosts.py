@@ -522,6 +522,8 @@ def run_hosts(config: HostsConfig, progress: ProgressFn | None = None) -> dict[s
             completion_timeout_s=max(120.0, 20.0 * config.visibility_timeout_s),
             brokers=tuple("redis" if b.url == redis_url else b.url for b in brokers),
             external_workers=True, queue_prefix=queue, external_wait_s=30.0,
+            # The cost model knows one machine: workers on simulated hosts are not its terms.
+            no_predict=True,
         )  # fmt: skip
         bench = Bench(bench_config, settings, progress)
         cutter: Cutter | None = None

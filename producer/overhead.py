@@ -47,7 +47,6 @@ from rich.console import Console
 from rich.table import Table
 
 from producer import goals
-from producer.bench import package_versions
 from producer.cli.options import bounded, option, out_option, repeat_option, warmup_option
 from producer.console import StatusFn, make_console
 from producer.results import atomic_write, update_latest
@@ -58,6 +57,7 @@ from producer.runners.celery import workers
 from producer.runners.celery.models import CeleryRunner, celery_runner
 from producer.services import ResolvedRedis, resolve_redis
 from producer.stats import summarize
+from producer.versions import package_versions
 from shared import keys
 from shared.keys import new_run_id
 from shared.settings import Settings, redact_url

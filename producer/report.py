@@ -415,6 +415,53 @@ def _metadata(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _prediction_sections(doc: dict[str, Any]) -> list[str]:
+    """ "Predicted vs measured" (each row's prediction, its error and the sentence that explains
+    it) and "Advice" per job, when the run made predictions (docs/predictions.md)."""
+    rows = [r for r in doc["results"] if r.get("prediction")]
+    if not rows:
+        return []
+    lines = [
+        "## Predicted vs measured",
+        "",
+        "*Each model's wall time predicted by the cost model before it ran, from the probe "
+        "(below) and this machine's measured costs; error = (predicted − measured) / measured.*",
+        "",
+    ]
+    lines += _table(
+        ["workload", "model", "predicted s", "measured s", "error", "why"],
+        (
+            [str(r["workload"]), _code(r["model"]), f"{r['prediction']['predicted_s']:.3f}",
+             f"{r['wall_s']['median']:.3f}",
+             "–" if r["prediction"].get("error_pct") is None
+             else f"{r['prediction']['error_pct']:+.0f} %",
+             str(r["prediction"]["explanation"])]
+            for r in rows
+        ),
+        "llrrrl",
+    )  # fmt: skip
+    for workload, p in (doc.get("probe") or {}).items():
+        wall = p["wall_s"]
+        lines += [
+            "",
+            f"Probe of `{_cell(workload)}` (untimed, before the models): {p['n_sampled']} of "
+            f"{p['n_jobs']} jobs sampled across the list in {p['took_s']:.2f} s; per job median "
+            f"{wall['median'] * 1e3:.3g} ms (p10 {wall['p10'] * 1e3:.3g}, p90 "
+            f"{wall['p90'] * 1e3:.3g}, cv {wall['cv']:.2f}); CPU ÷ wall {p['cpu_share']:.0%} "
+            f"(the GIL share); argument {p['arg_bytes']['pickle']} B pickled / "
+            f"{p['arg_bytes']['json']} B JSON, result {p['result_bytes']['pickle']} B / "
+            f"{p['result_bytes']['json']} B.",
+        ]
+    advice = doc.get("advice") or {}
+    if advice:
+        lines += ["", "## Advice", ""]
+        for workload, block in advice.items():
+            lines += [f"### {_cell(workload)}", ""]
+            lines += [f"- {printable(str(line))}" for line in block.get("lines", [])]
+            lines.append("")
+    return [*lines, ""]
+
+
 def render_markdown(doc: dict[str, Any], chart_notes: dict[str, str | None]) -> str:
     """report.md for ``doc``; ``chart_notes`` maps each chart file to None (drawn) or the reason
     it could not be drawn."""
@@ -484,6 +531,9 @@ def render_markdown(doc: dict[str, Any], chart_notes: dict[str, str | None]) -> 
         "*Percentiles over every job of every repeat; processes and threads count all repeats "
         "(a model that starts fresh threads per repeat shows repeats × threads).*",
         "",
+    ]
+    lines += _prediction_sections(doc)
+    lines += [
         "## How much to trust this",
         "",
     ]

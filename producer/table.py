@@ -30,6 +30,29 @@ def tail_note(row: dict[str, Any]) -> str | None:
     return f"tail {bal['tail_s']['median']:.2f}s ({share:.0%})"
 
 
+def prediction_cell(row: dict[str, Any]) -> str:
+    """The cost model's prediction and its error against the median: ``0.307 -18%`` (``-``
+    when the run made none)."""
+    pred = row.get("prediction") or {}
+    err = pred.get("error_pct")
+    return _fmt(pred.get("predicted_s"), ".3f") + ("" if err is None else f" {err:+.0f}%")
+
+
+def probe_lines(doc: dict[str, Any]) -> list[str]:
+    """One line per probed workload: what the probe measured before the models ran."""
+    out = []
+    for workload, p in (doc.get("probe") or {}).items():
+        wall = p["wall_s"]
+        out.append(
+            f"probe {printable(str(workload))}: {p['n_sampled']} of {p['n_jobs']} jobs in "
+            f"{p['took_s']:.2f}s (untimed), per job median {wall['median'] * 1e3:.3g} ms "
+            f"(p10 {wall['p10'] * 1e3:.3g}, p90 {wall['p90'] * 1e3:.3g}, cv {wall['cv']:.2f}), "
+            f"CPU/wall {p['cpu_share']:.0%}, arg+result pickle "
+            f"{(p['arg_bytes']['pickle'] or 0) + (p['result_bytes']['pickle'] or 0)} B"
+        )
+    return out
+
+
 def results_table(doc: dict[str, Any]) -> Table:
     meta = doc.get("metadata", {})
     table = Table(
@@ -40,7 +63,8 @@ def results_table(doc: dict[str, Any]) -> Table:
     for col, justify in (
         ("workload", "left"), ("model", "left"), ("jobs", "right"), ("conc.", "right"),
         ("median s", "right"), ("min–max s", "right"), ("IQR s", "right"), ("jobs/s", "right"),
-        ("speedup", "right"), ("ideal s", "right"), ("effic.", "right"), ("notes", "left"),
+        ("speedup", "right"), ("ideal s", "right"), ("effic.", "right"),
+        ("predicted s", "right"), ("notes", "left"),
     ):  # fmt: skip
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in doc["results"]:
@@ -68,10 +92,14 @@ def results_table(doc: dict[str, Any]) -> Table:
             _fmt(wall.get("iqr"), ".3f"), _fmt(r.get("jobs_per_s"), ",.0f"),
             _fmt(r.get("speedup_vs_sequential"), ".2f") + ("×" if speedup else ""),
             _fmt(r.get("ideal_s"), ".3f"), _fmt(r.get("efficiency"), ".0%"),
+            prediction_cell(r),
             printable(", ".join(notes)), style="red" if r.get("n_error") else None,
         )  # fmt: skip
     return table
 
 
 def print_table(doc: dict[str, Any], console: Console | None = None) -> None:
-    (console or make_console()).print(results_table(doc))
+    console = console or make_console()
+    console.print(results_table(doc))
+    for line in probe_lines(doc):
+        console.print(line, markup=False, highlight=False)

@@ -20,6 +20,9 @@ RUNS_INDEX = f"{PREFIX}:runs"
 #: Hash host -> JSON clock offset of that host against Redis ``TIME`` (``worker.clock``), written
 #: by every worker at start: what puts timestamps of different hosts on one axis.
 CLOCKS = f"{PREFIX}:clocks"
+#: Hash host -> JSON machine costs of that host (``producer.machine_costs``): the cost model's
+#: figures, shared by every run against this Redis whatever its results directory.
+MACHINE_COSTS = f"{PREFIX}:machine_costs"
 
 
 def new_run_id() -> str:

@@ -215,9 +215,10 @@ def test_a_worker_killed_mid_run_leaves_evidence_verify_reports_on(
     assert main(good) == EXIT_OK
     capsys.readouterr()
     previous = (out / LATEST).resolve().name
+    # --no-predict: the worker killed must be the run's, not the one measuring machine costs.
     argv = ["bench", "--models", "celery_threads", "--workloads", "io", "--io-jobs", "300",
-            "--latency-ms", "1000", "--repeat", "1", "--warmup", "0", "--out", str(out),
-            "-q"]  # fmt: skip
+            "--latency-ms", "1000", "--repeat", "1", "--warmup", "0", "--no-predict",
+            "--out", str(out), "-q"]  # fmt: skip
     run = Jobbench(argv, tmp_path, {"REDIS_URL": redis_url})
     worker = run.wait_for(lambda c: "celery" in c and " worker" in c, "celery worker")
     client = redis.Redis.from_url(redis_url)

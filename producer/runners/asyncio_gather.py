@@ -19,7 +19,14 @@ from typing import Any
 import httpx
 
 from producer.references import timed
-from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
+from producer.runners.base import (
+    CostShape,
+    JobBatch,
+    LibraryCall,
+    Reference,
+    Runner,
+    RunResult,
+)
 from shared import jobspec
 from shared.timings import JobRecord, timed_io_job_async, timed_job_async
 from shared.workloads import ResultMode, Workload, run_io_job_async
@@ -102,6 +109,13 @@ class AsyncioGather(Runner):
         records = asyncio.run(_gather(urls, batch.mode, self.name, self.kwargs_for(CLIENT)))
         params = {"concurrency": self.concurrency(batch.workload, batch.n_jobs)}
         return RunResult(records=records, params=params)
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        # Requests in flight up to the client's connection cap, one event loop under one GIL,
+        # each request costing what an httpx.AsyncClient() request measures on this machine.
+        lanes = max(1, self.concurrency(workload, n_jobs))
+        return CostShape(kind="coroutine", lanes=lanes, cpu_lanes=1, per_job="async_request",
+                         per_job_replaces_cpu=True)  # fmt: skip
 
 
 class AsyncioUnbounded(AsyncioGather):

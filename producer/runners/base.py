@@ -19,7 +19,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from shared.settings import Settings, SettingsError
 from shared.timings import JobRecord
@@ -39,6 +39,11 @@ def library_cpu_count() -> int:
     none: ``os.process_cpu_count()`` from Python 3.13, ``os.cpu_count()`` before."""
     count = getattr(os, "process_cpu_count", os.cpu_count)()
     return max(1, count or 1)
+
+
+def cores_here(cores: int | None = None) -> int:
+    """``cores`` when the cost model asks about another machine, else this machine's."""
+    return cores or usable_cpus()
 
 
 #: Between a model's name and its variant label in a row's model name: ``celery_prefork@amqp``.
@@ -108,6 +113,47 @@ class RunResult:
     #: Durations (s) the model measured per message or job beside the records, by stage (the
     #: Celery fetch path); the row gets their percentiles over every repeat as ``stages_s``.
     stages_s: dict[str, list[float]] = field(default_factory=dict)
+
+
+#: How a model cuts the jobs into tasks (``CostShape.schedule``): one job per task; Pool.map's
+#: contiguous chunks for the shape's lanes; the factoring schedule; or fixed chunks of ``chunk``.
+ScheduleKind = Literal["each", "pool_map", "factoring", "fixed"]
+
+
+@dataclass(frozen=True)
+class CostShape:
+    """How a model executes a job list, in the cost model's terms (``producer.costmodel``): the
+    model's own knowledge, never inferred from its name.
+
+    ``lanes`` jobs (or tasks) run at once, of which ``cpu_lanes`` can execute Python at the same
+    time (1 under one GIL, up to the cores for processes); the jobs are cut into tasks by
+    ``schedule``; every task pays ``dispatch`` once, serially, before it can start (a thread
+    start, a pool's inter-process hand-over, a Celery message), every job ``per_job`` inside its
+    lane; ``transfer``: the arguments and results are pickled between processes. ``dispatch``
+    and ``per_job`` name machine costs (``producer.machine_costs``); "" is free.
+    """
+
+    #: What the lanes are, for the explanation: "thread", "process", "coroutine", "worker slot".
+    kind: str
+    lanes: int
+    cpu_lanes: int
+    schedule: ScheduleKind = "each"
+    #: Jobs per task with ``schedule="fixed"``.
+    chunk: int = 1
+    dispatch: str = ""
+    per_job: str = ""
+    transfer: bool = False
+    #: The broker the ``dispatch`` and ``per_job`` costs are measured against (Celery), else "".
+    broker_url: str = ""
+    #: Whether ``per_job`` *is* each job's CPU in this model, replacing the probe's (asyncio runs
+    #: the job through another client, httpx's, whose measured cost per request stands for it).
+    per_job_replaces_cpu: bool = False
+    #: Whether ``lanes`` follows the core count (library defaults: ``Pool()``, ``-c`` unset), so
+    #: the advice can ask what another machine would do.
+    follows_cores: bool = False
+    #: Start-up outside the timed window (named in the advice, never added to the prediction):
+    #: a machine cost name ("process_pool_start", "celery_start:prefork") or "".
+    untimed_start: str = ""
 
 
 class RunIncomplete(RuntimeError):
@@ -262,6 +308,13 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def run(self, batch: JobBatch) -> RunResult:
         """Run every job of ``batch``; timed by the caller."""
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        """How this model would run ``n_jobs`` jobs of ``workload`` (``cores``: on a machine with
+        that many cores instead of this one), for the cost model. This default knows only
+        ``concurrency``: that many lanes under one GIL, a job per task, no machinery cost."""
+        lanes = max(1, self.concurrency(workload, n_jobs))
+        return CostShape(kind="lane", lanes=lanes, cpu_lanes=1)
 
     def __enter__(self) -> Runner:
         return self

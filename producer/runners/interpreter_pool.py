@@ -12,7 +12,14 @@ import sys
 from concurrent.futures import Executor
 from typing import Any
 
-from producer.runners.base import JobBatch, LibraryCall, Runner, RunResult
+from producer.runners.base import (
+    CostShape,
+    JobBatch,
+    LibraryCall,
+    Runner,
+    RunResult,
+    cores_here,
+)
 from producer.runners.jobs import job_args, run_job, shipped
 from producer.runners.thread_pool import default_thread_workers
 from shared.workloads import Workload
@@ -61,3 +68,13 @@ class InterpreterPool(Runner):
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
         records = list(self._executor.map(run_job, jobs))
         return RunResult(records=shipped(records), params={"concurrency": self.workers})
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        # A GIL per interpreter: parallel up to the cores; each task crosses interpreters, costed
+        # as a process pool's hand-over (not measured separately).
+        own = self.options.cpu_count
+        workers = max(1, min(own or (min(32, cores + 4) if cores else self.workers), n_jobs))
+        return CostShape(
+            kind="interpreter", lanes=workers, cpu_lanes=min(workers, cores_here(cores)),
+            dispatch="process_task", transfer=True, follows_cores=own is None,
+        )  # fmt: skip

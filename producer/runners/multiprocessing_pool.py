@@ -10,11 +10,13 @@ from typing import Any
 
 from producer.references import WARM_JOBS, timed
 from producer.runners.base import (
+    CostShape,
     JobBatch,
     LibraryCall,
     Reference,
     Runner,
     RunResult,
+    cores_here,
     library_cpu_count,
 )
 from producer.runners.jobs import job_args, run_job, shipped
@@ -74,3 +76,14 @@ class MultiprocessingPool(Runner):
         chunksize = kwargs.get("chunksize") or pool_map_chunksize(len(jobs), self.processes)
         params = {"concurrency": self.processes, "chunksize": chunksize}
         return RunResult(records=shipped(records), params=params)
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        own = self.options.cpu_count
+        processes = own or (cores or library_cpu_count())
+        chunk = self.options.chunksize
+        return CostShape(
+            kind="process", lanes=processes, cpu_lanes=min(processes, cores_here(cores)),
+            schedule="fixed" if chunk else "pool_map", chunk=chunk or 1,
+            dispatch="pool_task", transfer=True, follows_cores=own is None,
+            untimed_start="process_pool_start",
+        )  # fmt: skip

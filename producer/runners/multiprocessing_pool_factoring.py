@@ -5,15 +5,24 @@ the default row stays what ``Pool().map`` gives a user."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
 from producer.references import WARM_JOBS, timed
-from producer.runners.base import JobBatch, LibraryCall, Reference, RunResult, library_cpu_count
+from producer.runners.base import (
+    CostShape,
+    JobBatch,
+    LibraryCall,
+    Reference,
+    RunResult,
+    library_cpu_count,
+)
 from producer.runners.jobs import job_args, run_chunk, shipped
 from producer.runners.multiprocessing_pool import MAP, POOL, MultiprocessingPool
 from producer.schedule import factoring_ranges
+from shared.workloads import Workload
 
 #: What the variant passes ``Pool.map`` instead of its chunk rule: each schedule chunk is a task.
 FACTORING = "factoring schedule: one task per chunk, chunks shrinking (producer.schedule)"
@@ -57,3 +66,7 @@ class MultiprocessingPoolFactoring(MultiprocessingPool):
         records = [rec for chunk in self._pool.map(run_chunk, chunks, chunksize=1) for rec in chunk]
         params = {"concurrency": self.processes, "schedule": "factoring", "chunks": len(chunks)}
         return RunResult(records=shipped(records), params=params)
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        shape = super().cost_shape(workload, n_jobs, cores)
+        return dataclasses.replace(shape, schedule="factoring")

@@ -4,17 +4,20 @@ as the seed does (``process_pool``), and ``map`` with Pool.map's chunksize rule
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, ClassVar
 
 from producer.references import WARM_JOBS, timed
 from producer.runners.base import (
+    CostShape,
     JobBatch,
     LibraryCall,
     Reference,
     Runner,
     RunResult,
+    cores_here,
     library_cpu_count,
 )
 from producer.runners.jobs import job_args, run_job, shipped
@@ -85,6 +88,15 @@ class ProcessPoolSubmit(Runner):
             records=shipped(records), params={"concurrency": self.workers, "chunksize": 1}
         )
 
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        own = self.options.cpu_count
+        workers = own or (cores or library_cpu_count())
+        return CostShape(
+            kind="process", lanes=workers, cpu_lanes=min(workers, cores_here(cores)),
+            dispatch="process_task", transfer=True, follows_cores=own is None,
+            untimed_start="process_pool_start",
+        )  # fmt: skip
+
 
 class ProcessPoolMap(ProcessPoolSubmit):
     name = "process_pool_map"
@@ -106,3 +118,10 @@ class ProcessPoolMap(ProcessPoolSubmit):
         records = list(self._executor.map(run_job, jobs, chunksize=chunksize))
         params = {"concurrency": self.workers, "chunksize": chunksize}
         return RunResult(records=shipped(records), params=params)
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        chunk = self.options.chunksize
+        shape = super().cost_shape(workload, n_jobs, cores)
+        return dataclasses.replace(
+            shape, schedule="fixed" if chunk else "pool_map", chunk=chunk or 1
+        )

@@ -4,16 +4,25 @@ A named variant (tuned) shown beside ``process_pool_map``."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from producer.references import WARM_JOBS, timed
-from producer.runners.base import JobBatch, LibraryCall, Reference, RunResult, library_cpu_count
+from producer.runners.base import (
+    CostShape,
+    JobBatch,
+    LibraryCall,
+    Reference,
+    RunResult,
+    library_cpu_count,
+)
 from producer.runners.jobs import job_args, run_chunk, shipped
 from producer.runners.multiprocessing_pool_factoring import FACTORING, run_all
 from producer.runners.process_pool import EXECUTOR, MAP, ProcessPoolSubmit
 from producer.schedule import factoring_ranges
+from shared.workloads import Workload
 
 
 def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]:
@@ -48,3 +57,7 @@ class ProcessPoolMapFactoring(ProcessPoolSubmit):
         records = [rec for chunk in self._executor.map(run_chunk, chunks) for rec in chunk]
         params = {"concurrency": self.workers, "schedule": "factoring", "chunks": len(chunks)}
         return RunResult(records=shipped(records), params=params)
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        shape = super().cost_shape(workload, n_jobs, cores)
+        return dataclasses.replace(shape, schedule="factoring")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from producer.references import timed
-from producer.runners.base import JobBatch, Reference, Runner, RunResult
+from producer.runners.base import CostShape, JobBatch, Reference, Runner, RunResult
 from producer.runners.jobs import job_args, run_job, shipped
 from shared.workloads import Workload
 
@@ -33,3 +33,6 @@ class Sequential(Runner):
     def run(self, batch: JobBatch) -> RunResult:
         jobs = job_args(self.name, batch.workload, list(batch.args), batch.mode)
         return RunResult(records=shipped([run_job(j) for j in jobs]), params={"concurrency": 1})
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        return CostShape(kind="sequential", lanes=1, cpu_lanes=1)

@@ -8,7 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from producer.references import timed
-from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
+from producer.runners.base import (
+    CostShape,
+    JobBatch,
+    LibraryCall,
+    Reference,
+    Runner,
+    RunResult,
+)
 from producer.runners.jobs import job_args, run_job, shipped
 from shared.timings import RecordFields
 from shared.workloads import Workload
@@ -55,3 +62,7 @@ class Threads(Runner):
             t.join()
         done = [r for r in records if r is not None]
         return RunResult(records=shipped(done), params={"concurrency": len(threads)})
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        # One thread started per job, serially by the caller; every thread under the one GIL.
+        return CostShape(kind="thread", lanes=max(1, n_jobs), cpu_lanes=1, dispatch="thread_start")

@@ -8,7 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from producer.references import timed
-from producer.runners.base import JobBatch, LibraryCall, Reference, Runner, RunResult
+from producer.runners.base import (
+    CostShape,
+    JobBatch,
+    LibraryCall,
+    Reference,
+    Runner,
+    RunResult,
+)
 from producer.runners.jobs import job_args, run_job, shipped
 from producer.runners.thread_pool import default_thread_workers
 from shared.workloads import Workload
@@ -50,3 +57,12 @@ class ThreadPoolSubmit(Runner):
             futures = [executor.submit(run_job, job) for job in jobs]
             records = [f.result() for f in futures]
         return RunResult(records=shipped(records), params={"concurrency": self.workers})
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        own = self.options.thread_pool_workers
+        # ThreadPoolExecutor's default, min(32, cpus + 4), for the machine asked about.
+        workers = own or (min(32, cores + 4) if cores else default_thread_workers())
+        return CostShape(
+            kind="thread", lanes=max(1, min(workers, n_jobs)), cpu_lanes=1,
+            dispatch="thread_submit", follows_cores=own is None,
+        )  # fmt: skip

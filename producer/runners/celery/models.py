@@ -30,10 +30,12 @@ from urllib.parse import urlsplit
 from producer import cleanup
 from producer.runners.base import (
     VARIANT_SEP,
+    CostShape,
     JobBatch,
     Runner,
     RunnerOptions,
     RunResult,
+    cores_here,
     options_for,
     usable_cpus,
 )
@@ -537,6 +539,34 @@ class CeleryRunner(Runner):
         if not traces:  # external workers without JOBBENCH_FETCH_TRACE
             return {}, {}
         return fetch_path.breakdown(traces, records)
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        # Messages of ``batch_size`` jobs (or the model's own schedule), each paying the pool's
+        # measured per-message cost on the consumer and its per-job cost in a slot; a prefork
+        # child per slot runs Python in parallel, a threads or solo node under its one GIL.
+        explicit = self.celery.celery_concurrency or self.options.cpu_count
+        per_node = self.worker_concurrency(workload)
+        follows = explicit is None and per_node == usable_cpus() and self.pool != "solo"
+        if cores and follows:
+            per_node = cores
+        nodes = self.nodes(workload)
+        lanes = max(1, per_node * nodes)
+        cpus = cores_here(cores)
+        cpu_lanes = min(lanes if self.pool == "prefork" else nodes, cpus)
+        own_ranges = self.message_ranges(workload, n_jobs) is not None
+        chunk = self.celery.batch_size or publish.auto_batch_size(
+            n_jobs, lanes, workload=workload, pool=self.pool
+        )
+        return CostShape(
+            kind={"prefork": "prefork child", "threads": "worker thread"}.get(
+                self.pool, f"{self.pool} worker"
+            ),
+            lanes=lanes, cpu_lanes=max(1, cpu_lanes),
+            schedule="factoring" if own_ranges else "fixed", chunk=chunk,
+            dispatch=f"celery_message:{self.pool}", per_job=f"celery_job:{self.pool}",
+            broker_url=self.broker_url, follows_cores=follows,
+            untimed_start=f"celery_start:{self.pool}",
+        )  # fmt: skip
 
 
 class CeleryPrefork(CeleryRunner):

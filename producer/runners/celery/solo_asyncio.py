@@ -16,6 +16,9 @@ per message) and every job of it runs again (one record per job, ``attempt`` 2).
 
 from __future__ import annotations
 
+import dataclasses
+
+from producer.runners.base import CostShape
 from producer.runners.celery.models import CelerySolo
 from shared.workloads import Workload
 from worker.app import RUN_IO_GATHERED_TASK
@@ -52,3 +55,12 @@ class CelerySoloAsyncio(CelerySolo):
     def concurrency(self, workload: Workload, n_jobs: int) -> int:
         """Requests in flight: a message's jobs at once, one message at a time per worker."""
         return max(1, min(n_jobs, self.batch_size(workload, n_jobs)))
+
+    def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
+        # A message's requests at once on one event loop: the lanes are the requests in flight,
+        # each paying the solo worker's per-job cost; the per-message cost is paid once per
+        # ``batch_size`` requests and left out (the seed's 100 requests are one message).
+        shape = super().cost_shape(workload, n_jobs, cores)
+        lanes = max(1, self.concurrency(workload, n_jobs))
+        return dataclasses.replace(shape, kind="coroutine", lanes=lanes, schedule="each",
+                                   dispatch="")  # fmt: skip

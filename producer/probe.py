@@ -1,0 +1,258 @@
+"""The probe: a short, untimed, sequential sample of a job list, run before any model.
+
+It measures what the cost model (``producer.costmodel``) needs to predict every model's wall
+time: each sampled job's wall time (``perf_counter``) and the calling thread's CPU time
+(``time.thread_time``: the share of the job that holds the GIL, as far as one thread can tell),
+and the size of its arguments and result once serialised (pickle, what a process pool ships;
+JSON, what a Celery message carries).
+
+The sample is *stratified over the job list*, not its first jobs: job costs may grow with the
+index (the seed's sieve up to n = 1000 + index), so the probe visits the indices in van der
+Corput order (0, 1/2, 1/4, 3/4, ... of the list): whenever the budget stops it, the jobs it ran
+cover the whole range evenly, and ``cost_at`` interpolates between them.
+
+A job is anything callable: ``fn(*call)`` for each ``call`` of ``calls`` (the seed workloads
+pass ``producer.runners.jobs.run_job`` and one ``JobArgs`` per job; a user's job its own
+function and argument tuples).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+import pickle
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Seconds of jobs the probe runs at most (untimed, but every run pays it once per workload).
+DEFAULT_BUDGET_S = 1.5
+#: Jobs the probe runs at most: beyond a few hundred, the interpolation gains nothing.
+DEFAULT_MAX_JOBS = 400
+#: Jobs the probe always runs, whatever the budget (a sample of one says nothing of a spread).
+MIN_JOBS = 3
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """One sampled job."""
+
+    index: int
+    wall_s: float
+    cpu_s: float
+    arg_pickle_bytes: int
+    result_pickle_bytes: int
+    #: None when the value is not JSON-serialisable.
+    arg_json_bytes: int | None
+    result_json_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the probe measured on a job list of ``n_jobs`` jobs."""
+
+    n_jobs: int
+    samples: tuple[ProbeSample, ...]
+    budget_s: float
+    #: Seconds the probe took (the warm-up job included).
+    took_s: float
+
+    @property
+    def n_sampled(self) -> int:
+        return len(self.samples)
+
+    def _walls(self) -> list[float]:
+        return [s.wall_s for s in self.samples]
+
+    @property
+    def wall_median_s(self) -> float:
+        return statistics.median(self._walls())
+
+    @property
+    def wall_p10_s(self) -> float:
+        return _quantile(self._walls(), 0.10)
+
+    @property
+    def wall_p90_s(self) -> float:
+        return _quantile(self._walls(), 0.90)
+
+    @property
+    def wall_mean_s(self) -> float:
+        return statistics.fmean(self._walls())
+
+    @property
+    def wall_cv(self) -> float:
+        """Coefficient of variation of the sampled job durations (stdev / mean)."""
+        walls = self._walls()
+        mean = statistics.fmean(walls)
+        return statistics.pstdev(walls) / mean if mean > 0 and len(walls) > 1 else 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        """Thread CPU time / wall time over the sample: the share of a job holding the GIL (a
+        C extension that releases it would count as CPU here too: an upper bound)."""
+        wall = sum(self._walls())
+        return min(1.0, sum(s.cpu_s for s in self.samples) / wall) if wall > 0 else 1.0
+
+    def bytes_median(self, field: str) -> int | None:
+        values = [getattr(s, field) for s in self.samples]
+        known = [v for v in values if v is not None]
+        return int(statistics.median(known)) if known else None
+
+    @property
+    def transfer_pickle_bytes(self) -> int:
+        """Pickled argument + result of a median job: what a process pool ships per job."""
+        arg = self.bytes_median("arg_pickle_bytes") or 0
+        return arg + (self.bytes_median("result_pickle_bytes") or 0)
+
+    def cost_at(self, index: int) -> tuple[float, float]:
+        """(wall s, cpu s) of job ``index``, linearly interpolated between the sampled jobs
+        around it (the nearest one beyond the sampled range)."""
+        ordered = sorted(self.samples, key=lambda s: s.index)
+        keys = [s.index for s in ordered]
+        return _interpolate(ordered, keys, index)
+
+    def costs(self) -> tuple[list[float], list[float]]:
+        """(wall s, cpu s) of every job of the list, interpolated (``cost_at``)."""
+        ordered = sorted(self.samples, key=lambda s: s.index)
+        keys = [s.index for s in ordered]
+        walls, cpus = [], []
+        for i in range(self.n_jobs):
+            wall, cpu = _interpolate(ordered, keys, i)
+            walls.append(wall)
+            cpus.append(cpu)
+        return walls, cpus
+
+    def summary(self) -> dict[str, Any]:
+        """The probe as results.json stores it."""
+        return {
+            "n_jobs": self.n_jobs,
+            "n_sampled": self.n_sampled,
+            "budget_s": self.budget_s,
+            "took_s": self.took_s,
+            "sampling": "stratified over the job list (van der Corput order)",
+            "wall_s": {
+                "median": self.wall_median_s,
+                "p10": self.wall_p10_s,
+                "p90": self.wall_p90_s,
+                "mean": self.wall_mean_s,
+                "cv": self.wall_cv,
+            },
+            "cpu_share": self.cpu_share,
+            "arg_bytes": {
+                "pickle": self.bytes_median("arg_pickle_bytes"),
+                "json": self.bytes_median("arg_json_bytes"),
+            },
+            "result_bytes": {
+                "pickle": self.bytes_median("result_pickle_bytes"),
+                "json": self.bytes_median("result_json_bytes"),
+            },
+            "samples": [[s.index, s.wall_s, s.cpu_s] for s in self.samples],
+        }
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _interpolate(
+    ordered: Sequence[ProbeSample], keys: Sequence[int], index: int
+) -> tuple[float, float]:
+    at = bisect.bisect_left(keys, index)
+    if at < len(keys) and keys[at] == index:
+        return ordered[at].wall_s, ordered[at].cpu_s
+    if at == 0:
+        return ordered[0].wall_s, ordered[0].cpu_s
+    if at == len(keys):
+        return ordered[-1].wall_s, ordered[-1].cpu_s
+    a, b = ordered[at - 1], ordered[at]
+    f = (index - a.index) / (b.index - a.index)
+    return a.wall_s + f * (b.wall_s - a.wall_s), a.cpu_s + f * (b.cpu_s - a.cpu_s)
+
+
+def stratified_order(n_jobs: int) -> Iterator[int]:
+    """Job indices in van der Corput order over the list (first, middle, quarters, ...), each
+    once, then any left (so every prefix covers the list evenly)."""
+    seen: set[int] = set()
+    k = 0
+    # Every index is reached once 2**bits >= n_jobs; stop after that many distinct fractions.
+    limit = 1
+    while limit < max(1, n_jobs):
+        limit *= 2
+    while k < 2 * limit and len(seen) < n_jobs:
+        x, denom, i = 0.0, 1.0, k
+        while i:
+            denom *= 2
+            x += (i & 1) / denom
+            i >>= 1
+        k += 1
+        index = min(n_jobs - 1, int(x * n_jobs))
+        if index not in seen:
+            seen.add(index)
+            yield index
+    for index in range(n_jobs):
+        if index not in seen:
+            yield index
+
+
+def _json_bytes(value: Any) -> int | None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    try:
+        return len(json.dumps(value, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        return None
+
+
+def _pickle_bytes(value: Any) -> int:
+    try:
+        return len(pickle.dumps(value))
+    except Exception:  # an unpicklable value cannot cross processes: its size is unknown
+        return 0
+
+
+def probe(
+    fn: Callable[..., Any],
+    calls: Sequence[Sequence[Any]],
+    budget_s: float = DEFAULT_BUDGET_S,
+    max_jobs: int = DEFAULT_MAX_JOBS,
+) -> Probe:
+    """Run a stratified sample of ``fn(*call)`` for ``calls`` sequentially in this thread, until
+    ``budget_s`` seconds or ``max_jobs`` jobs (at least ``MIN_JOBS``, at most every job), after
+    one untimed warm-up job."""
+    if not calls:
+        raise ValueError("the probe needs at least one job")
+    started = time.perf_counter()
+    fn(*calls[0])  # warm-up: imports, connections, caches
+    samples: list[ProbeSample] = []
+    deadline = time.perf_counter() + budget_s
+    for index in stratified_order(len(calls)):
+        if len(samples) >= max(MIN_JOBS, max_jobs):
+            break
+        if len(samples) >= MIN_JOBS and time.perf_counter() >= deadline:
+            break
+        call = calls[index]
+        cpu0, wall0 = time.thread_time(), time.perf_counter()
+        result = fn(*call)
+        wall1, cpu1 = time.perf_counter(), time.thread_time()
+        arg = tuple(call)
+        samples.append(
+            ProbeSample(
+                index=index, wall_s=wall1 - wall0, cpu_s=max(0.0, cpu1 - cpu0),
+                arg_pickle_bytes=_pickle_bytes(arg), result_pickle_bytes=_pickle_bytes(result),
+                arg_json_bytes=_json_bytes(list(arg)), result_json_bytes=_json_bytes(result),
+            )
+        )  # fmt: skip
+    return Probe(
+        n_jobs=len(calls),
+        samples=tuple(samples),
+        budget_s=budget_s,
+        took_s=time.perf_counter() - started,
+    )
