@@ -415,7 +415,9 @@ class Sweep:
 
     def base_config(self) -> BenchConfig:
         param = self.spec.vary.param
-        base = {**self.spec.base, **self.explicit}
+        # No probe and no predictions at the points: a sweep compares measured curves, and a
+        # probe per point run (up to ~1.5 s a workload) would lengthen every built-in sweep.
+        base = {"no_predict": True, **self.spec.base, **self.explicit}
         if "workloads" not in base and param.workloads:
             base["workloads"] = param.workloads
         return replace(BenchConfig(), **base, out_dir=self.dir / POINTS_DIR)
