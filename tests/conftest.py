@@ -58,9 +58,18 @@ def need(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+#: Every command-line bench run of the suite skips the probe and the predictions
+#: (``--no-predict`` through its environment variable): they measure machine costs (Celery
+#: workers of their own) and probe the jobs, seconds a run on a busy machine, which took the
+#: suite from 10 to 16 minutes. ``tests/test_predict.py`` builds its ``BenchConfig`` directly,
+#: where predicting is the default, and tests them against real runs.
+NO_PREDICT_ENV = "JOBBENCH_NO_PREDICT"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """A private data directory for this session's embedded Redis store (see the docstring)."""
     os.environ[embedded_redis.DATA_DIR_ENV] = tempfile.mkdtemp(prefix="jobbench-test-data-")
+    os.environ[NO_PREDICT_ENV] = "1"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
