@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, Final, Generic, Literal, TypeVar, overload
@@ -208,16 +208,9 @@ async def timed_io_job_async(
     attempt: int = 1,
 ) -> JobRecord:
     """``timed_job`` for one IO job on an event loop: the same retries, the same record."""
-    started = time.time_ns()
-    output: str | None = None
-    error: str | None = None
-    try:
-        output = await run_io_job_async(client, url, mode)
-    except Exception as exc:  # a failing job is data, not a crash of the harness
-        error = describe_error(exc)
-    return job_record(
-        job_id, "io", model=model, pool=pool, started_at_ns=started,
-        enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
+    return await _timed_coroutine(
+        run_io_job_async(client, url, mode), job_id, "io", model=model, pool=pool,
+        enqueued_at_ns=enqueued_at_ns, attempt=attempt,
     )  # fmt: skip
 
 
@@ -233,15 +226,33 @@ async def timed_job_async(
     attempt: int = 1,
 ) -> JobRecord:
     """``timed_job`` for one ``async def`` user job on the running event loop."""
+    return await _timed_coroutine(
+        spec.run_async(arg, mode), job_id, spec.label, model=model, pool=pool,
+        enqueued_at_ns=enqueued_at_ns, attempt=attempt,
+    )  # fmt: skip
+
+
+async def _timed_coroutine(
+    job: Coroutine[Any, Any, str],
+    job_id: int,
+    workload: str,
+    *,
+    model: str,
+    pool: str,
+    enqueued_at_ns: int | None,
+    attempt: int,
+) -> JobRecord:
+    """Await one job's coroutine (created, not started) and time it; an exception becomes an
+    ``error`` record, never a lost job."""
     started = time.time_ns()
     output: str | None = None
     error: str | None = None
     try:
-        output = await spec.run_async(arg, mode)
+        output = await job
     except Exception as exc:  # a failing job is data, not a crash of the harness
         error = describe_error(exc)
     return job_record(
-        job_id, spec.label, model=model, pool=pool, started_at_ns=started,
+        job_id, workload, model=model, pool=pool, started_at_ns=started,
         enqueued_at_ns=enqueued_at_ns, attempt=attempt, output=output, error=error,
     )  # fmt: skip
 
