@@ -39,6 +39,17 @@ def bare(job: Callable[[Any], str], args: list[Any], repeat: int) -> list[float]
     return timed(run_all, repeat)
 
 
+def executor_shape(own: int | None, n_jobs: int, cores: int | None = None) -> CostShape:
+    """A ``ThreadPoolExecutor``'s cost shape (``map`` or a ``submit`` per job alike): its
+    workers under one GIL, each job handed over by a submit."""
+    # ThreadPoolExecutor's default, min(32, cpus + 4), for the machine asked about.
+    workers = own or (min(32, cores + 4) if cores else default_thread_workers())
+    return CostShape(
+        kind="thread", lanes=max(1, min(workers, n_jobs)), cpu_lanes=1,
+        dispatch="thread_submit", follows_cores=own is None,
+    )  # fmt: skip
+
+
 class ThreadPool(Runner):
     name = "thread_pool"
     order = 30
@@ -68,10 +79,4 @@ class ThreadPool(Runner):
         return RunResult(records=shipped(records), params=params)
 
     def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
-        own = self.options.thread_pool_workers
-        # ThreadPoolExecutor's default, min(32, cpus + 4), for the machine asked about.
-        workers = own or (min(32, cores + 4) if cores else default_thread_workers())
-        return CostShape(
-            kind="thread", lanes=max(1, min(workers, n_jobs)), cpu_lanes=1,
-            dispatch="thread_submit", follows_cores=own is None,
-        )  # fmt: skip
+        return executor_shape(self.options.thread_pool_workers, n_jobs, cores)

@@ -17,7 +17,7 @@ from producer.runners.base import (
     RunResult,
 )
 from producer.runners.jobs import job_args, run_job, shipped
-from producer.runners.thread_pool import default_thread_workers
+from producer.runners.thread_pool import default_thread_workers, executor_shape
 from shared.workloads import Workload
 
 EXECUTOR = "concurrent.futures:ThreadPoolExecutor"
@@ -59,10 +59,4 @@ class ThreadPoolSubmit(Runner):
         return RunResult(records=shipped(records), params={"concurrency": self.workers})
 
     def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
-        own = self.options.thread_pool_workers
-        # ThreadPoolExecutor's default, min(32, cpus + 4), for the machine asked about.
-        workers = own or (min(32, cores + 4) if cores else default_thread_workers())
-        return CostShape(
-            kind="thread", lanes=max(1, min(workers, n_jobs)), cpu_lanes=1,
-            dispatch="thread_submit", follows_cores=own is None,
-        )  # fmt: skip
+        return executor_shape(self.options.thread_pool_workers, n_jobs, cores)
