@@ -182,7 +182,9 @@ class Stack:
         return self.new_run(before)
 
     def new_run(self, before: set[Path]) -> tuple[str, dict[str, Any]]:
-        (run_dir,) = [p for p in set(self.results_dir.iterdir()) - before if not p.is_symlink()]
+        (run_dir,) = [
+            p for p in set(self.results_dir.iterdir()) - before if p.is_dir() and not p.is_symlink()
+        ]
         return run_dir.name, json.loads((run_dir / "results.json").read_text())
 
     def verify(self, run_id: str) -> tuple[int, dict[str, Any]]:
