@@ -28,6 +28,12 @@ test: install ## run the whole test suite (real Redis, workers, HTTP target)
 test-fast: install ## unit tests only (no services)
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
+# The slow tier: the manual's own commands, perf over independent runs, the simulated hosts and
+# the sweeps (minutes together); CI runs it after make test.
+.PHONY: test-slow
+test-slow: install ## the slow tier: docs commands, perf, hosts, sweeps (not in make test; CI runs it)
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
 # The fresh-machine check (docs/fresh-machine.md): bench, verify, history and the suite in a network
 # namespace with only loopback and an empty HOME. Needs root and iproute2; CI runs it.
 .PHONY: test-fresh

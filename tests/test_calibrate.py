@@ -53,6 +53,7 @@ def test_calibrate_command_writes_its_document(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_perf_judges_the_goals_over_independent_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -158,6 +158,7 @@ def assert_nothing_left(before: dict[str, set[str]]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_make_bench_hosts_spreads_jobs_and_survives_a_cut_host(
     root_ok: None, tmp_path: Path
 ) -> None:

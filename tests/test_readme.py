@@ -316,7 +316,10 @@ def test_readme_command_runs(command: str, tmp_path: Path, request: pytest.Fixtu
     run_documented(command, tmp_path, request)
 
 
+#: The manual's commands run in the slow tier (``make test-slow``, in CI): together they take
+#: minutes, and the README's own commands (above) keep the front door checked in ``make test``.
 @pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("page", "command"),
     docs_commands(),

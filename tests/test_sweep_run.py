@@ -22,6 +22,7 @@ def run_dirs(sweep_dir: Path) -> set[str]:
     return {p.name for p in points.iterdir() if p.is_dir() and not p.is_symlink()}
 
 
+@pytest.mark.slow
 def test_tiny_granularity_sweep_writes_everything_and_resumes(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -79,6 +80,7 @@ def test_tiny_granularity_sweep_writes_everything_and_resumes(
     assert kept == measured
 
 
+@pytest.mark.slow
 def test_io_concurrency_and_celery_nodes_reach_the_models(tmp_path: Path, redis_url: str) -> None:
     out = tmp_path / "sweeps"
     argv = [
