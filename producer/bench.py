@@ -43,7 +43,7 @@ from producer.cli.options import (
 from producer.errors import BadInput
 from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
-from producer.goals import EFFICIENCY_GOALS, run_goals
+from producer.goals import EFFICIENCY_GOALS, bench_goals, run_goals
 from producer.predict import Predictor, job_calls
 from producer.references import freeze_heap
 from producer.results import SCHEMA, STATUS_COMPLETE
@@ -133,10 +133,20 @@ class BenchConfig:
         env="JOBBENCH_URL", type=http_url,
     )  # fmt: skip
     #: A fixed count, or "auto": each model until its median's 95 % interval is within ±3 %
-    #: (at least 3, at most 10 repeats), one repeat for a model clearly out of the running.
+    #: (at least 3, at most 10 repeats), one repeat for a model clearly out of the running, all
+    #: stopped once the workload's goals are decided or the budget is spent.
     repeat: int | str = repeat_or_auto_option(
         3, "measured repeats per model and workload, or 'auto': until each median's 95%% "
-        "interval is within ±3%% (3-10 repeats; one for a model >= 1.5x the best of its group)",
+        "interval is within ±3%% (3-10 repeats; one for a model >= 1.5x the best of its group; "
+        "all stop once the workload's goals are decided or --budget-s is spent)",
+    )  # fmt: skip
+    #: ``--repeat auto``: no round of repeats starts that would end the run's measuring after
+    #: this many seconds from its start (every row keeps its first repeats, ``AUTO_MIN_REPEATS``
+    #: for the rows still in the running); the verdicts then say how many repeats would decide.
+    budget_s: float = option(
+        300.0, "with --repeat auto: the run's time budget (s); once a further round of repeats "
+        "would overrun it, rows stop (reason 'budget') after their first 3 repeats (0: at once)",
+        env="JOBBENCH_BUDGET_S", type=bounded(float, 0.0, 7 * 86_400.0),
     )  # fmt: skip
     warmup: int = warmup_option("untimed warm-up runs (of a few jobs) per model")
     shuffle: bool = option(
@@ -356,6 +366,8 @@ class ModelRun:
     #: Why it stopped repeating: "fixed" (--repeat N), or with --repeat auto "settled" (its
     #: median's interval is narrow enough), "cap", "out of contention" or "outranked".
     stop_reason: str = ""
+    #: What its last repeat cost the run (s): the timed window plus checking and storing.
+    repeat_cost_s: float = 0.0
 
     @property
     def family(self) -> str:
@@ -406,6 +418,28 @@ def outranked(run: ModelRun, runs: Iterable[ModelRun], *, keep_baseline: bool) -
     leader = min(peers, key=lambda r: statistics.median(r.wall_s))
     mine, best = median_ci(run.wall_s), median_ci(leader.wall_s)
     return mine.low is not None and best.high is not None and mine.low > best.high
+
+
+def progress_row(run: ModelRun) -> dict[str, Any]:
+    """What the goals read of a row still being measured (its repeats so far)."""
+    row: dict[str, Any] = {
+        "workload": run.workload,
+        "model": run.model,
+        "family": run.family,
+        "repeats": len(run.wall_s),
+        "wall_s": {"median": statistics.median(run.wall_s), "values": list(run.wall_s)},
+    }
+    row.update(row_facts(run.runner, row))
+    return row
+
+
+def decided(workload: Workload, runs: Iterable[ModelRun], cores: int) -> bool:
+    """Whether every goal judged on ``workload`` (``goals.BENCH_GOALS``, ``EFFICIENCY_GOALS``)
+    has its verdict, met or missed, from the repeats so far: more repeats would only narrow
+    intervals the verdicts no longer depend on."""
+    rows = [progress_row(r) for r in runs if r.workload == workload and r.wall_s]
+    targets = bench_goals(rows, cores, workload=workload)
+    return bool(targets) and all(t.get("verdict") in ("met", "missed") for t in targets.values())
 
 
 def _ideal_s(
@@ -506,6 +540,8 @@ class Bench:
                     spec, config.args_file, config.args_from, config.n_jobs
                 )
         self.started_at = datetime.now(UTC).isoformat()
+        #: The run's start on ``perf_counter`` (``--budget-s`` counts from it).
+        self.clock0 = time.perf_counter()
         #: Every (model, workload) measured so far, in the order started: a failed or interrupted
         #: run's evidence is made of them.
         self.runs: list[ModelRun] = []
@@ -533,6 +569,7 @@ class Bench:
             yield target
 
     def run(self) -> dict[str, Any]:
+        self.clock0 = time.perf_counter()
         with (
             contextlib.ExitStack() as stack,
             resolve_redis(self.settings) as redis,
@@ -763,7 +800,10 @@ class Bench:
                 for w in range(self.config.warmup):
                     warm = JobBatch(self.run_id, workload, args[:n_warm], -1 - w, self.config.mode)
                     runner.run(warm)
+            deadline = self._deadline(workload)
             while active := [n for n in names if not self._enough(workload, runs[n], runs)]:
+                if self._cut(workload, [runs[n] for n in active], runs, deadline):
+                    continue
                 order = list(active)
                 if self.config.shuffle:
                     self.rng.shuffle(order)
@@ -780,6 +820,7 @@ class Bench:
                     self.steps_done += 1
                     runs[name].results.append(result)
                     self._store_records(store, name, batch, result)
+                    runs[name].repeat_cost_s = time.perf_counter() - t0
         finally:
             for name, runner in runners.items():
                 # One runner that cannot stop cleanly (its broker gone) must not leave the
@@ -796,6 +837,8 @@ class Bench:
             if len(run.wall_s) >= int(self.config.repeat):
                 run.stop_reason = "fixed"
             return bool(run.stop_reason)
+        if run.stop_reason:  # stopped with the others of its workload ("decided", "budget")
+            return True
         if settled(run.wall_s):
             run.stop_reason = "cap" if len(run.wall_s) >= AUTO_MAX_REPEATS else "settled"
             return True
@@ -807,6 +850,39 @@ class Bench:
             run.stop_reason = "outranked"
             return True
         return False
+
+    def _deadline(self, workload: Workload) -> float:
+        """When ``workload``'s repeat rounds must end (``perf_counter``) under ``--budget-s``:
+        its even share of what is left of the budget, so a workload that ends early (IO) leaves
+        its time to the next."""
+        later = self.config.workloads[self.config.workloads.index(workload) :]
+        left = self.config.budget_s - (time.perf_counter() - self.clock0)
+        return time.perf_counter() + max(0.0, left) / len(later)
+
+    def _cut(
+        self,
+        workload: Workload,
+        active: Sequence[ModelRun],
+        runs: Mapping[str, ModelRun],
+        deadline: float,
+    ) -> bool:
+        """``--repeat auto`` between rounds: stop the rows of ``workload`` still repeating once
+        its goals are decided ("decided") or the next round would end after ``deadline``
+        ("budget"). A row keeps its first ``AUTO_MIN_REPEATS``. Whether any row stopped."""
+        if self.config.repeat != AUTO:
+            return False
+        ripe = [r for r in active if len(r.wall_s) >= AUTO_MIN_REPEATS]
+        if not ripe:
+            return False
+        if len(ripe) == len(active) and decided(workload, runs.values(), usable_cpus()):
+            reason = "decided"
+        elif time.perf_counter() + sum(r.repeat_cost_s for r in active) > deadline:
+            reason = "budget"
+        else:
+            return False
+        for run in ripe:
+            run.stop_reason = reason
+        return True
 
     def _check(self, name: str, batch: JobBatch, result: RunResult) -> None:
         ids = sorted(r.job_id for r in result.records)

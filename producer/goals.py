@@ -200,10 +200,21 @@ EFFICIENCY_GOALS = (
 )
 
 
-def bench_goals(results: Sequence[Mapping[str, Any]], cores: int = 1) -> dict[str, Target]:
-    """The CPU and IO ratio goals and the efficiency goal from one bench run's result rows."""
-    out = {goal.key: goal.judge(results) for goal in BENCH_GOALS}
-    out.update({goal.key: goal.judge(results, cores) for goal in EFFICIENCY_GOALS})
+def bench_goals(
+    results: Sequence[Mapping[str, Any]], cores: int = 1, workload: str | None = None
+) -> dict[str, Target]:
+    """The CPU and IO ratio goals and the efficiency goal from one bench run's result rows (only
+    those judged on ``workload`` when given)."""
+    out = {
+        goal.key: goal.judge(results)
+        for goal in BENCH_GOALS
+        if workload in (None, goal.numerator.workload)
+    }
+    out.update({
+        goal.key: goal.judge(results, cores)
+        for goal in EFFICIENCY_GOALS
+        if workload in (None, goal.workload)
+    })  # fmt: skip
     return out
 
 

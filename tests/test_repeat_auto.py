@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from producer.bench import (
     CONTENTION_FACTOR,
+    Bench,
+    BenchConfig,
     ModelRun,
+    decided,
     out_of_contention,
     outranked,
     warmup_jobs,
@@ -17,6 +21,7 @@ from producer.bench import (
 from producer.cli import build_parser, main
 from producer.errors import EXIT_OK
 from producer.runners import registry
+from shared.settings import Settings
 
 
 def run_of(model: str, walls: list[float]) -> ModelRun:
@@ -55,6 +60,60 @@ def test_a_model_known_slower_than_its_leader_is_outranked() -> None:
     assert not outranked(seq, [*runs, seq], keep_baseline=True)  # the CPU ideal needs it
 
 
+SEQ = [10.00, 10.02, 10.01]
+POOL = [5.30, 5.31, 5.29]
+
+
+def test_the_cpu_goals_decided_either_way_stop_the_rounds() -> None:
+    met = [run_of("sequential", SEQ), run_of("multiprocessing_pool", POOL),
+           run_of("celery_prefork", [5.35, 5.36, 5.34])]  # fmt: skip
+    assert decided("cpu", met, cores=2)  # ratio 1.01 met, efficiency 94 % met
+    missed = [*met[:2], run_of("celery_prefork", [7.00, 7.10, 7.05])]
+    assert decided("cpu", missed, cores=2)  # ratio 1.33: missed is a verdict too
+    wide = [*met[:2], run_of("celery_prefork", [5.0, 5.9, 5.5])]
+    assert not decided("cpu", wide, cores=2)  # the ratio's interval straddles 1.05
+    assert not decided("cpu", met[:2], cores=2)  # no Celery row: the ratio has no verdict
+    assert not decided("io", met, cores=2)  # no IO row
+
+
+def auto_bench(budget_s: float) -> Bench:
+    models = ("sequential", "multiprocessing_pool", "celery_prefork")
+    return Bench(BenchConfig(models=models, repeat="auto", budget_s=budget_s), Settings())
+
+
+def test_a_spent_budget_stops_the_rows_after_their_first_repeats() -> None:
+    bench = auto_bench(budget_s=60.0)
+    young = run_of("celery_prefork", [5.0, 5.9])  # two repeats: keeps repeating
+    ripe = run_of("multiprocessing_pool", [5.0, 5.6, 5.3])
+    for run in (young, ripe):
+        run.repeat_cost_s = 6.0
+    runs = {r.model: r for r in (young, ripe)}
+    soon = time.perf_counter() + 10.0  # the next round costs 12 s
+    assert bench._cut("cpu", [young, ripe], runs, deadline=soon)
+    assert (young.stop_reason, ripe.stop_reason) == ("", "budget")
+    assert not bench._cut("cpu", [young], runs, deadline=soon)  # nothing left to stop
+    later = run_of("multiprocessing_pool", [5.0, 5.6, 5.3])
+    later.repeat_cost_s = 6.0
+    assert not bench._cut("cpu", [later], {"m": later}, deadline=time.perf_counter() + 30.0)
+    assert later.stop_reason == ""
+
+
+def test_decided_goals_stop_every_row_still_repeating() -> None:
+    bench = auto_bench(budget_s=3600.0)
+    rows = [run_of("sequential", SEQ), run_of("multiprocessing_pool", POOL),
+            run_of("celery_prefork", [5.35, 5.36, 5.34])]  # fmt: skip
+    runs = {r.model: r for r in rows}
+    assert bench._cut("cpu", rows[1:], runs, deadline=time.perf_counter() + 3600.0)
+    assert [r.stop_reason for r in rows[1:]] == ["decided", "decided"]
+
+
+def test_a_fixed_repeat_count_is_never_cut() -> None:
+    bench = Bench(BenchConfig(models=("sequential",), repeat=3, budget_s=1.0), Settings())
+    run = run_of("sequential", [10.0, 10.0, 10.0])
+    run.repeat_cost_s = 10.0
+    assert not bench._cut("cpu", [run], {"s": run}, deadline=time.perf_counter())
+
+
 def test_a_warm_up_reaches_every_worker_twice_within_bounds() -> None:
     assert warmup_jobs(concurrency=1, n_jobs=100) == 8  # sequential IO: 8 waits, not 50
     assert warmup_jobs(concurrency=2, n_jobs=15_000) == 8
@@ -86,10 +145,25 @@ def test_auto_stops_each_model_for_its_own_reason(tmp_path: Path, redis_url: str
     rows = json.loads((tmp_path / "latest" / "results.json").read_text())["results"]
     for row in rows:
         assert 1 <= row["repeats"] <= 10
-        assert row["repeats_stop"] in {"settled", "cap", "out of contention", "outranked"}
+        assert row["repeats_stop"] in {"settled", "cap", "out of contention", "outranked",
+                                       "decided", "budget"}  # fmt: skip
         if row["repeats_stop"] == "settled":
             assert row["repeats"] >= 3
         if row["repeats_stop"] == "out of contention":  # only when clearly behind its group
             peers = [r["wall_s"]["median"] for r in rows if r["family"] == row["family"]]
             assert row["wall_s"]["min"] > CONTENTION_FACTOR * min(peers)
             assert row["repeats"] < 10
+
+
+@pytest.mark.integration
+def test_a_tiny_budget_ends_the_run_after_the_first_rounds(tmp_path: Path, redis_url: str) -> None:
+    code = main([
+        "bench", "--workloads", "cpu", "--cpu-jobs", "300", "--warmup", "0", "--repeat", "auto",
+        "--budget-s", "0", "--models", "sequential,thread_pool,multiprocessing_pool",
+        "--out", str(tmp_path), "-q",
+    ])  # fmt: skip
+    assert code == EXIT_OK
+    rows = json.loads((tmp_path / "latest" / "results.json").read_text())["results"]
+    for row in rows:  # no row goes past its first three repeats once the budget is spent
+        assert row["repeats"] <= 3, row
+        assert row["repeats_stop"] in {"settled", "out of contention", "outranked", "budget"}
