@@ -140,11 +140,13 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
     makespan = max(ends, default=0.0)
     tail = makespan - min(free) if len(free) > 1 else 0.0
     cpu_total = (math.fsum(jobs.cpu_s) * own_cpu + per_job_s * n) * slowdown
-    # The dispatcher shares the one GIL with the lanes when they are threads of its process;
+    # The dispatch shares the lanes' GILs when it runs beside them (threads of the dispatcher's
+    # process, each Celery threads node's consumer): spread over those GILs with the jobs' CPU;
     # the last job to get the CPU still waits its own waiting share after it.
     waits = sorted(w - c for w, c in zip(jobs.wall_s, jobs.cpu_s, strict=True))
     wait_s = waits[len(waits) // 2] if waits else 0.0
-    gil_s = cpu_total / cpu_lanes + (release if cpu_lanes == 1 else 0.0) + wait_s
+    on_lanes = release if shape.dispatch_on_lanes else 0.0
+    gil_s = (cpu_total + on_lanes) / cpu_lanes + wait_s
     contended = cpu_lanes < lanes
     predicted = max(makespan, gil_s if contended else 0.0)
     terms = {
