@@ -12,8 +12,9 @@ wall time, and the prediction is the larger:
   ``dispatch`` plus the pickling of its jobs' payload), each started on the first free lane and
   lasting its jobs' wall times plus ``per_job`` each; the wall time is the last task's end,
   so the *tail* of contiguous chunks of a rising cost shows up, as in the real pool;
-* the **GIL**: every job's CPU share (and the per-job machinery) runs on ``cpu_lanes`` cores at
-  most, whatever the lanes: threads overlap the waiting share only.
+* the **GIL**: every job's CPU share (and the per-job machinery, and the dispatch when it runs
+  under the lanes' GILs: ``dispatch_on_lanes``) runs on ``cpu_lanes`` cores at most, whatever
+  the lanes: threads overlap the waiting share only.
 
 What is left out (docs/predictions.md): contention between processes for memory bandwidth and
 turbo clocks, the target's own throughput limit, the producer's poll interval, GIL hand-over
