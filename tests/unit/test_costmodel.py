@@ -12,7 +12,7 @@ from producer.advice import Entry, WhatIfs, advise
 from producer.costmodel import JobCosts, predict
 from producer.machine_costs import Figure, MachineCosts, celery_figures
 from producer.predict import gil_share_to_match
-from producer.probe import Probe, ProbeSample, probe, stratified_order
+from producer.probe import Probe, ProbeSample, probe, stratified_order, warm
 from producer.runners.base import CostShape
 
 
@@ -158,6 +158,18 @@ def test_probe_samples_across_the_list_and_interpolates() -> None:
     walls, _ = made_up.costs()
     assert sum(walls) == pytest.approx(22.0)
     assert made_up.cpu_share == pytest.approx(0.5)
+
+
+def test_the_probe_warms_up_then_spends_its_budget_not_a_job_cap() -> None:
+    ran: list[int] = []
+    calls = [(i,) for i in range(3000)]
+    p = probe(ran.append, calls, budget_s=5.0, warmup_s=0.0)
+    # Fast jobs: the budget is far away, so every job is sampled (a cap of 400 stopped here).
+    assert p.n_sampled == 3000
+    assert len(ran) == 1 + 3000  # at least one warm-up job, even with no warm-up time
+    ran.clear()
+    warm(ran.append, calls, 0.02)
+    assert len(ran) > 1 and ran[:4] == [0, 1500, 750, 2250]  # the sample's own order
 
 
 def test_celery_figures_from_a_measure_pool_document() -> None:
