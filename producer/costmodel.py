@@ -12,8 +12,9 @@ wall time, and the prediction is the larger:
   ``dispatch`` plus the pickling of its jobs' payload), each started on the first free lane and
   lasting its jobs' wall times plus ``per_job`` each; the wall time is the last task's end,
   so the *tail* of contiguous chunks of a rising cost shows up, as in the real pool;
-* the **GIL**: every job's CPU share (and the per-job machinery) runs on ``cpu_lanes`` cores at
-  most, whatever the lanes: threads overlap the waiting share only.
+* the **GIL**: every job's CPU share (and the per-job machinery, and the dispatch when it runs
+  under the lanes' GILs: ``dispatch_on_lanes``) runs on ``cpu_lanes`` cores at most, whatever
+  the lanes: threads overlap the waiting share only.
 
 What is left out (docs/predictions.md): contention between processes for memory bandwidth and
 turbo clocks, the target's own throughput limit, the producer's poll interval, GIL hand-over
@@ -140,11 +141,13 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
     makespan = max(ends, default=0.0)
     tail = makespan - min(free) if len(free) > 1 else 0.0
     cpu_total = (math.fsum(jobs.cpu_s) * own_cpu + per_job_s * n) * slowdown
-    # The dispatcher shares the one GIL with the lanes when they are threads of its process;
+    # The dispatch shares the lanes' GILs when it runs beside them (threads of the dispatcher's
+    # process, each Celery threads node's consumer): spread over those GILs with the jobs' CPU;
     # the last job to get the CPU still waits its own waiting share after it.
     waits = sorted(w - c for w, c in zip(jobs.wall_s, jobs.cpu_s, strict=True))
     wait_s = waits[len(waits) // 2] if waits else 0.0
-    gil_s = cpu_total / cpu_lanes + (release if cpu_lanes == 1 else 0.0) + wait_s
+    on_lanes = release if shape.dispatch_on_lanes else 0.0
+    gil_s = (cpu_total + on_lanes) / cpu_lanes + wait_s
     contended = cpu_lanes < lanes
     predicted = max(makespan, gil_s if contended else 0.0)
     terms = {

@@ -28,10 +28,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: Seconds of jobs the probe runs at most (untimed, but every run pays it once per workload).
+#: Seconds of jobs the probe samples at most (untimed, but every run pays it once per workload).
 DEFAULT_BUDGET_S = 1.5
-#: Jobs the probe runs at most: beyond a few hundred, the interpolation gains nothing.
-DEFAULT_MAX_JOBS = 400
+#: Jobs the probe samples at most (results.json keeps each). The budget is the bound that matters
+#: for jobs above ~0.3 ms: a cap of 400 stopped the seed's CPU sample (~0.7 ms a job) after
+#: 0.28 s, a moment short enough for one burst of other work on the machine to move every
+#: prediction by 10-50 % (each sampled job stands for ~40 of the run's).
+DEFAULT_MAX_JOBS = 5000
+#: Seconds of untimed jobs before the sample (at least one job): the first jobs of a fresh
+#: process run slower than the same jobs in a run (caches, allocator, the interpreter's
+#: specialisation), and a single small job did not warm them.
+WARMUP_S = 0.2
 #: Jobs the probe always runs, whatever the budget (a sample of one says nothing of a spread).
 MIN_JOBS = 3
 
@@ -57,7 +64,7 @@ class Probe:
     n_jobs: int
     samples: tuple[ProbeSample, ...]
     budget_s: float
-    #: Seconds the probe took (the warm-up job included).
+    #: Seconds the probe took (the warm-up included).
     took_s: float
 
     @property
@@ -218,19 +225,34 @@ def _pickle_bytes(value: Any) -> int:
         return 0
 
 
+def warm(fn: Callable[..., Any], calls: Sequence[Sequence[Any]], warmup_s: float) -> int:
+    """Run jobs of ``calls`` untimed, in the sample's own order (imports, connections, caches and
+    the job's code paths at the sizes the sample visits), for ``warmup_s`` seconds and at least
+    one job; returns how many ran."""
+    deadline = time.perf_counter() + warmup_s
+    ran = 0
+    while True:
+        for index in stratified_order(len(calls)):
+            fn(*calls[index])
+            ran += 1
+            if time.perf_counter() >= deadline:
+                return ran
+
+
 def probe(
     fn: Callable[..., Any],
     calls: Sequence[Sequence[Any]],
     budget_s: float = DEFAULT_BUDGET_S,
     max_jobs: int = DEFAULT_MAX_JOBS,
+    warmup_s: float = WARMUP_S,
 ) -> Probe:
     """Run a stratified sample of ``fn(*call)`` for ``calls`` sequentially in this thread, until
     ``budget_s`` seconds or ``max_jobs`` jobs (at least ``MIN_JOBS``, at most every job), after
-    one untimed warm-up job."""
+    ``warmup_s`` seconds of untimed jobs (at least one)."""
     if not calls:
         raise ValueError("the probe needs at least one job")
     started = time.perf_counter()
-    fn(*calls[0])  # warm-up: imports, connections, caches
+    warm(fn, calls, warmup_s)
     samples: list[ProbeSample] = []
     deadline = time.perf_counter() + budget_s
     for index in stratified_order(len(calls)):

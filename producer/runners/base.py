@@ -145,6 +145,12 @@ class CostShape:
     transfer: bool = False
     #: The broker the ``dispatch`` and ``per_job`` costs are measured against (Celery), else "".
     broker_url: str = ""
+    #: Whether the ``dispatch`` runs on the lanes' GILs: threads of the dispatcher's own process
+    #: (a thread start, an executor hand-over) or a Celery threads/solo node, whose consumer
+    #: shares its process with the pool's threads. The GIL bound then counts the dispatch beside
+    #: the jobs' CPU, spread over the ``cpu_lanes`` GILs (one per node); a process pool's
+    #: dispatcher has a GIL of its own and overlaps its children.
+    dispatch_on_lanes: bool = False
     #: Whether ``per_job`` *is* each job's CPU in this model, replacing the probe's (asyncio runs
     #: the job through another client, httpx's, whose measured cost per request stands for it).
     per_job_replaces_cpu: bool = False

@@ -65,4 +65,7 @@ class Threads(Runner):
 
     def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
         # One thread started per job, serially by the caller; every thread under the one GIL.
-        return CostShape(kind="thread", lanes=max(1, n_jobs), cpu_lanes=1, dispatch="thread_start")
+        return CostShape(
+            kind="thread", lanes=max(1, n_jobs), cpu_lanes=1, dispatch="thread_start",
+            dispatch_on_lanes=True,
+        )  # fmt: skip

@@ -46,7 +46,7 @@ def executor_shape(own: int | None, n_jobs: int, cores: int | None = None) -> Co
     workers = own or (min(32, cores + 4) if cores else default_thread_workers())
     return CostShape(
         kind="thread", lanes=max(1, min(workers, n_jobs)), cpu_lanes=1,
-        dispatch="thread_submit", follows_cores=own is None,
+        dispatch="thread_submit", dispatch_on_lanes=True, follows_cores=own is None,
     )  # fmt: skip
 
 

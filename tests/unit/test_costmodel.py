@@ -12,7 +12,7 @@ from producer.advice import Entry, WhatIfs, advise
 from producer.costmodel import JobCosts, predict
 from producer.machine_costs import Figure, MachineCosts, celery_figures
 from producer.predict import gil_share_to_match
-from producer.probe import Probe, ProbeSample, probe, stratified_order
+from producer.probe import Probe, ProbeSample, probe, stratified_order, warm
 from producer.runners.base import CostShape
 
 
@@ -32,7 +32,8 @@ def rising(n: int, first_s: float, last_s: float) -> JobCosts:
 
 
 SEQUENTIAL = CostShape(kind="sequential", lanes=1, cpu_lanes=1)
-THREADS = CostShape(kind="thread", lanes=100, cpu_lanes=1, dispatch="thread_start")
+THREADS = CostShape(kind="thread", lanes=100, cpu_lanes=1, dispatch="thread_start",
+                    dispatch_on_lanes=True)  # fmt: skip
 PROCESSES = CostShape(kind="process", lanes=2, cpu_lanes=2, schedule="pool_map",
                       dispatch="pool_task", transfer=True)  # fmt: skip
 
@@ -52,6 +53,26 @@ def test_threads_gain_nothing_on_cpu_jobs_and_the_sentence_says_the_share() -> N
     # Change the probe, the text changes with it.
     other = predict(even(1000, 0.001, 0.80), THREADS, costs(thread_start=20e-6))
     assert "80% of this job holds the GIL" in other.explanation
+
+
+def test_celery_threads_nodes_pay_their_consumers_on_their_own_gils() -> None:
+    # 100 IO jobs of 160 ms holding the GIL 1.6 ms each, a 1.3 ms message each: one threads node
+    # runs messages and CPU under one GIL; two nodes split both over two GILs (two cores), which
+    # the schedule alone (messages released one after another) would under-state.
+    jobs = even(100, 0.16, 0.01)
+    machine = costs(**{"celery_message:threads@redis": 0.0013, "parallel_slowdown": 1.0})
+    one = CostShape(kind="worker thread", lanes=100, cpu_lanes=1, schedule="fixed", chunk=1,
+                    dispatch="celery_message:threads", dispatch_on_lanes=True)  # fmt: skip
+    two = CostShape(**{**one.__dict__, "cpu_lanes": 2})
+    one_node = predict(jobs, one, machine).predicted_s
+    assert one_node == pytest.approx(0.16 + 0.13 + 0.1584, rel=0.01)
+    p2 = predict(jobs, two, machine)
+    assert p2.terms["gil_s"] == pytest.approx((0.16 + 0.13) / 2 + 0.1584, rel=0.01)
+    assert p2.terms["gil_s"] > p2.terms["makespan_s"]
+    assert p2.predicted_s == pytest.approx(p2.terms["gil_s"])
+    # A dispatcher with a GIL of its own (a prefork parent) is not in the GIL bound.
+    apart = predict(jobs, CostShape(**{**two.__dict__, "dispatch_on_lanes": False}), machine)
+    assert apart.terms["gil_s"] == pytest.approx(0.16 / 2 + 0.1584, rel=0.01)
 
 
 def test_threads_overlap_waiting_jobs_up_to_their_number() -> None:
@@ -137,6 +158,18 @@ def test_probe_samples_across_the_list_and_interpolates() -> None:
     walls, _ = made_up.costs()
     assert sum(walls) == pytest.approx(22.0)
     assert made_up.cpu_share == pytest.approx(0.5)
+
+
+def test_the_probe_warms_up_then_spends_its_budget_not_a_job_cap() -> None:
+    ran: list[int] = []
+    calls = [(i,) for i in range(3000)]
+    p = probe(ran.append, calls, budget_s=5.0, warmup_s=0.0)
+    # Fast jobs: the budget is far away, so every job is sampled (a cap of 400 stopped here).
+    assert p.n_sampled == 3000
+    assert len(ran) == 1 + 3000  # at least one warm-up job, even with no warm-up time
+    ran.clear()
+    warm(ran.append, calls, 0.02)
+    assert len(ran) > 1 and ran[:4] == [0, 1500, 750, 2250]  # the sample's own order
 
 
 def test_celery_figures_from_a_measure_pool_document() -> None:

@@ -564,6 +564,9 @@ class CeleryRunner(Runner):
             lanes=lanes, cpu_lanes=max(1, cpu_lanes),
             schedule="factoring" if own_ranges else "fixed", chunk=chunk,
             dispatch=f"celery_message:{self.pool}", per_job=f"celery_job:{self.pool}",
+            # A threads or solo node's consumer runs under the GIL of its pool's threads (one
+            # GIL per node); prefork's consumer is the parent, beside its children.
+            dispatch_on_lanes=self.pool != "prefork",
             broker_url=self.broker_url, follows_cores=follows,
             untimed_start=f"celery_start:{self.pool}",
         )  # fmt: skip
