@@ -149,12 +149,18 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
     on_lanes = release if shape.dispatch_on_lanes else 0.0
     gil_s = (cpu_total + on_lanes) / cpu_lanes + wait_s
     contended = cpu_lanes < lanes
-    predicted = max(makespan, gil_s if contended else 0.0)
+    # The machine's cores run the jobs' CPU and the CPU every dispatch costs (``dispatch_cpu``:
+    # a process pool's hand-over in the producer's threads and the children) at once.
+    dispatch_cpu_s = costs.get(shape.dispatch_cpu) * len(tasks)
+    cores_s = (cpu_total + dispatch_cpu_s) / max(1, shape.cores or cpu_lanes) + wait_s
+    predicted = max(makespan, gil_s if contended else 0.0, cores_s if dispatch_cpu_s else 0.0)
     terms = {
         "work_s": jobs.work_s,
         "cpu_share": jobs.cpu_share,
         "makespan_s": makespan,
         "gil_s": gil_s,
+        "cores_s": cores_s,
+        "dispatch_cpu_s": dispatch_cpu_s,
         "dispatch_s": release,
         "dispatch_each_s": dispatch_s,
         "per_job_s": per_job_s * n,
@@ -205,6 +211,15 @@ def explain(
             f"{kinds} {gain}: {share:.0%} of this job holds the GIL, so {fmt_s(serial)} of CPU "
             f"and dispatch run on {_plural(cpu_lanes, 'core')} whatever the {lanes:,} "
             f"{kinds}{after}."
+        )
+    spare = terms["cores_s"] - terms["makespan_s"]
+    if terms["dispatch_cpu_s"] > 0 and spare >= 0.05 * predicted_s:
+        cores = shape.cores or cpu_lanes
+        return (
+            f"{_plural(cpu_lanes, kind)} share {_plural(cores, 'core')} with their hand-over: "
+            f"{fmt_s(work)} of work and {fmt_s(terms['dispatch_cpu_s'])} of CPU for "
+            f"{_plural(n_tasks, 'task')} ({fmt_s(terms['dispatch_cpu_s'] / max(n_tasks, 1))} "
+            f"each, the producer's and the {plural(kind)}' side) run on them at once."
         )
     if terms["dispatch_s"] >= DOMINANT_SHARE * predicted_s:
         return (

@@ -9,6 +9,9 @@ Each figure is seconds per unit and says where it came from:
 * ``process_task`` / ``pool_task``: one task through a warm ``ProcessPoolExecutor`` (submit) /
   ``multiprocessing.Pool`` (``map`` with chunksize 1): the serial hand-over a process pool pays
   per task;
+* ``process_task_cpu``: the CPU time one such ``ProcessPoolExecutor`` task costs the machine,
+  every process counted (the producer's feeder and result threads, the child's receive and
+  reply): on a machine whose cores the children keep busy, that CPU comes out of theirs;
 * ``process_pool_start``: a process pool's start-up (outside the bench's timed window);
 * ``parallel_slowdown``: how much longer a CPU spin takes with one per core running at once than
   alone (1.0 on an idle machine without shared turbo; more when other work or SMT siblings share
@@ -39,6 +42,7 @@ import multiprocessing
 import os
 import pickle
 import platform
+import resource
 import statistics
 import sys
 import threading
@@ -105,7 +109,7 @@ ASYNC_REPEATS = 3
 #: Names of the figures measured together in this process.
 LOCAL_FIGURES = (
     "pickle_byte", "thread_start", "thread_submit", "process_task", "pool_task",
-    "process_pool_start",
+    "process_pool_start", "process_task_cpu",
 )  # fmt: skip
 
 
@@ -194,6 +198,28 @@ def spin(iterations: int) -> float:
     return time.perf_counter() - started
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children reaped so far."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def measure_process_task_cpu(cpus: int, tasks: int = LOCAL_TASKS) -> float:
+    """``process_task_cpu``: a pool's CPU with ``tasks`` noop tasks less a pool's with none (its
+    start and warm-up), per task. The children count once the pool's shutdown has reaped them."""
+
+    def pool_cpu(n: int) -> float:
+        started = _cpu_s()
+        with ProcessPoolExecutor(max_workers=cpus) as pexec:
+            list(pexec.map(abs, range(cpus)))
+            for done in [pexec.submit(abs, i) for i in range(n)]:
+                done.result()
+        return _cpu_s() - started
+
+    idle = min(pool_cpu(0) for _ in range(2))
+    return max(0.0, (pool_cpu(tasks) - idle) / tasks)
+
+
 def measure_parallel() -> float:
     """Spin time with one spin per core at once / alone (``parallel_slowdown``): the best of
     ``SPIN_ROUNDS`` interleaved rounds each way. Both sides take their best: one round at once
@@ -272,6 +298,7 @@ def measure_local() -> dict[str, float]:
         started = time.perf_counter()
         pool.map(abs, range(LOCAL_TASKS), chunksize=1)
         out["pool_task"] = _per(LOCAL_TASKS, started)
+    out["process_task_cpu"] = measure_process_task_cpu(cpus)
     return out
 
 
@@ -485,7 +512,7 @@ def shape_needs(shapes: Iterable[Any]) -> list[tuple[str, str]]:
     """The (figure, broker URL) pairs a set of ``CostShape`` needs."""
     out: list[tuple[str, str]] = [("pickle_byte", "")]
     for shape in shapes:
-        for name in (shape.dispatch, shape.per_job, shape.untimed_start):
+        for name in (shape.dispatch, shape.dispatch_cpu, shape.per_job, shape.untimed_start):
             if name:
                 out.append((name, shape.broker_url if name.startswith("celery_") else ""))
     return out

@@ -151,6 +151,12 @@ class CostShape:
     #: the jobs' CPU, spread over the ``cpu_lanes`` GILs (one per node); a process pool's
     #: dispatcher has a GIL of its own and overlaps its children.
     dispatch_on_lanes: bool = False
+    #: A machine cost: the CPU time one ``dispatch`` costs the machine's cores, every process
+    #: counted (a process pool's hand-over runs in the producer's threads and in the children).
+    #: The cores bound counts it beside the jobs' CPU, spread over ``cores``.
+    dispatch_cpu: str = ""
+    #: The machine's cores, for the cores bound (0: ``cpu_lanes``).
+    cores: int = 0
     #: Whether ``per_job`` *is* each job's CPU in this model, replacing the probe's (asyncio runs
     #: the job through another client, httpx's, whose measured cost per request stands for it).
     per_job_replaces_cpu: bool = False

@@ -94,7 +94,8 @@ class ProcessPoolSubmit(Runner):
         return CostShape(
             kind="process", lanes=workers, cpu_lanes=min(workers, cores_here(cores)),
             dispatch="process_task", transfer=True, follows_cores=own is None,
-            untimed_start="process_pool_start",
+            untimed_start="process_pool_start", dispatch_cpu="process_task_cpu",
+            cores=cores_here(cores),
         )  # fmt: skip
 
 

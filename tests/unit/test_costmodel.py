@@ -3,6 +3,7 @@ machine costs in, predictions and sentences out (no clock, no services)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,20 @@ def test_per_task_cost_dominates_short_jobs_one_per_task() -> None:
     p = predict(jobs, shape, costs(process_task=100e-6))
     assert p.predicted_s == pytest.approx(10_000 * 100e-6, rel=0.01)
     assert p.explanation.startswith("the per-task cost dominates: 10,000 tasks × 100 µs")
+
+
+def test_a_process_pools_hand_over_cpu_comes_out_of_the_busy_cores() -> None:
+    jobs = even(10_000, 1e-3, 1.0)  # 10 s of CPU work for 2 processes on 2 cores
+    shape = CostShape(kind="process", lanes=2, cpu_lanes=2, dispatch="process_task",
+                      dispatch_cpu="process_task_cpu", cores=2)  # fmt: skip
+    free = predict(jobs, shape, costs(process_task=100e-6))
+    assert free.predicted_s == pytest.approx(5.0, rel=0.02)  # the hand-over overlaps the work
+    paid = predict(jobs, shape, costs(process_task=100e-6, process_task_cpu=300e-6))
+    assert paid.predicted_s == pytest.approx((10.0 + 3.0) / 2, rel=0.02)
+    assert paid.explanation.startswith("2 processes share 2 cores with their hand-over")
+    spare = dataclasses.replace(shape, lanes=1, cpu_lanes=1, cores=2)  # a core left for it
+    alone = predict(jobs, spare, costs(process_task=100e-6, process_task_cpu=300e-6))
+    assert alone.predicted_s == pytest.approx(10.0 + 100e-6, rel=0.02)
 
 
 def test_parallel_lanes_pay_the_measured_slowdown_and_transfer() -> None:
