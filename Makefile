@@ -68,8 +68,11 @@ format: install ## apply ruff formatting and fixes
 typecheck: install ## mypy --strict on worker shared producer
 	$(BIN)/mypy
 
+# The default run repeats each model until the verdicts are known or the budget is spent
+# (--repeat auto, docs/operations.md); BENCH_REPEAT=3, or ARGS="--repeat 3", fixes the count.
+BENCH_REPEAT ?= auto
 bench-celery: install ## the main job: every model (in-process and Celery) on both workloads
-	$(BIN)/jobbench bench $(ARGS)
+	$(BIN)/jobbench bench --repeat $(BENCH_REPEAT) $(ARGS)
 
 RUN ?= results/latest
 .PHONY: predict-errors

@@ -44,6 +44,7 @@ from producer.errors import BadInput
 from producer.failures import flag_failures, retry_counts
 from producer.flower import flower_during_run
 from producer.goals import EFFICIENCY_GOALS, bench_goals, run_goals
+from producer.goals import MIN_REPEATS as GOAL_MIN_REPEATS
 from producer.predict import Predictor, job_calls
 from producer.references import freeze_heap
 from producer.results import SCHEMA, STATUS_COMPLETE
@@ -433,13 +434,46 @@ def progress_row(run: ModelRun) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True)
+class GoalState:
+    """The goals judged on one workload from the repeats so far (``--repeat auto``)."""
+
+    targets: Mapping[str, Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, workload: Workload, runs: Iterable[ModelRun], cores: int) -> GoalState:
+        rows = [progress_row(r) for r in runs if r.workload == workload and r.wall_s]
+        return cls(bench_goals(rows, cores, workload=workload))
+
+    @property
+    def deciders(self) -> frozenset[str]:
+        """The rows the goals compare now (the best of each group, the baseline): a verdict
+        rests on ``GOAL_MIN_REPEATS`` of each (the goals' own ``MIN_REPEATS``)."""
+        return frozenset(
+            t[side]["model"]
+            for t in self.targets.values()
+            for side in ("numerator", "denominator")
+            if side in t
+        )
+
+    @property
+    def decided(self) -> bool:
+        """Whether every goal has its verdict, met or missed: more repeats would only narrow
+        intervals the verdicts no longer depend on."""
+        return bool(self.targets) and all(
+            t.get("verdict") in ("met", "missed") for t in self.targets.values()
+        )
+
+    def ripe(self, run: ModelRun) -> bool:
+        """Whether ``run`` has the repeats it must keep whatever the budget."""
+        least = GOAL_MIN_REPEATS if run.model in self.deciders else AUTO_MIN_REPEATS
+        return len(run.wall_s) >= least
+
+
 def decided(workload: Workload, runs: Iterable[ModelRun], cores: int) -> bool:
     """Whether every goal judged on ``workload`` (``goals.BENCH_GOALS``, ``EFFICIENCY_GOALS``)
-    has its verdict, met or missed, from the repeats so far: more repeats would only narrow
-    intervals the verdicts no longer depend on."""
-    rows = [progress_row(r) for r in runs if r.workload == workload and r.wall_s]
-    targets = bench_goals(rows, cores, workload=workload)
-    return bool(targets) and all(t.get("verdict") in ("met", "missed") for t in targets.values())
+    has its verdict from the repeats so far."""
+    return GoalState.of(workload, runs, cores).decided
 
 
 def _ideal_s(
@@ -868,13 +902,15 @@ class Bench:
     ) -> bool:
         """``--repeat auto`` between rounds: stop the rows of ``workload`` still repeating once
         its goals are decided ("decided") or the next round would end after ``deadline``
-        ("budget"). A row keeps its first ``AUTO_MIN_REPEATS``. Whether any row stopped."""
+        ("budget"). A row keeps its first ``AUTO_MIN_REPEATS``, a row a goal compares now its
+        first ``GOAL_MIN_REPEATS``. Whether any row stopped."""
         if self.config.repeat != AUTO:
             return False
-        ripe = [r for r in active if len(r.wall_s) >= AUTO_MIN_REPEATS]
+        goals = GoalState.of(workload, runs.values(), usable_cpus())
+        ripe = [r for r in active if goals.ripe(r)]
         if not ripe:
             return False
-        if len(ripe) == len(active) and decided(workload, runs.values(), usable_cpus()):
+        if len(ripe) == len(active) and goals.decided:
             reason = "decided"
         elif time.perf_counter() + sum(r.repeat_cost_s for r in active) > deadline:
             reason = "budget"

@@ -83,18 +83,23 @@ def auto_bench(budget_s: float) -> Bench:
 
 def test_a_spent_budget_stops_the_rows_after_their_first_repeats() -> None:
     bench = auto_bench(budget_s=60.0)
-    young = run_of("celery_prefork", [5.0, 5.9])  # two repeats: keeps repeating
-    ripe = run_of("multiprocessing_pool", [5.0, 5.6, 5.3])
-    for run in (young, ripe):
-        run.repeat_cost_s = 6.0
-    runs = {r.model: r for r in (young, ripe)}
+    leader = run_of("multiprocessing_pool", [5.0, 5.6, 5.3])  # a goal compares it: keeps 5
+    behind = run_of("process_pool", [6.0, 6.5, 6.2])  # compared by no goal: 3 are enough
+    young = run_of("celery_prefork", [5.0, 5.9])
+    for run in (leader, behind, young):
+        run.repeat_cost_s = 4.0
+    runs = {r.model: r for r in (leader, behind, young)}
     soon = time.perf_counter() + 10.0  # the next round costs 12 s
-    assert bench._cut("cpu", [young, ripe], runs, deadline=soon)
-    assert (young.stop_reason, ripe.stop_reason) == ("", "budget")
+    assert bench._cut("cpu", [leader, behind, young], runs, deadline=soon)
+    assert [r.stop_reason for r in (leader, behind, young)] == ["", "budget", ""]
+    leader.wall_s += [5.2, 5.4]
+    soon = time.perf_counter() + 6.0  # the next round (two rows) costs 8 s
+    assert bench._cut("cpu", [leader, young], runs, deadline=soon)
+    assert leader.stop_reason == "budget"
     assert not bench._cut("cpu", [young], runs, deadline=soon)  # nothing left to stop
-    later = run_of("multiprocessing_pool", [5.0, 5.6, 5.3])
-    later.repeat_cost_s = 6.0
-    assert not bench._cut("cpu", [later], {"m": later}, deadline=time.perf_counter() + 30.0)
+    later = run_of("process_pool", [6.0, 6.5, 6.2])
+    later.repeat_cost_s = 4.0
+    assert not bench._cut("cpu", [later], {"p": later}, deadline=time.perf_counter() + 30.0)
     assert later.stop_reason == ""
 
 
@@ -103,8 +108,12 @@ def test_decided_goals_stop_every_row_still_repeating() -> None:
     rows = [run_of("sequential", SEQ), run_of("multiprocessing_pool", POOL),
             run_of("celery_prefork", [5.35, 5.36, 5.34])]  # fmt: skip
     runs = {r.model: r for r in rows}
-    assert bench._cut("cpu", rows[1:], runs, deadline=time.perf_counter() + 3600.0)
-    assert [r.stop_reason for r in rows[1:]] == ["decided", "decided"]
+    far = time.perf_counter() + 3600.0
+    assert not bench._cut("cpu", rows, runs, deadline=far)  # decided, but on 3 repeats
+    for run, more in zip(rows, ([10.01, 10.0], [5.30, 5.31], [5.35, 5.35]), strict=True):
+        run.wall_s += more
+    assert bench._cut("cpu", rows, runs, deadline=far)
+    assert [r.stop_reason for r in rows] == ["decided"] * 3
 
 
 def test_a_fixed_repeat_count_is_never_cut() -> None:
@@ -164,6 +173,6 @@ def test_a_tiny_budget_ends_the_run_after_the_first_rounds(tmp_path: Path, redis
     ])  # fmt: skip
     assert code == EXIT_OK
     rows = json.loads((tmp_path / "latest" / "results.json").read_text())["results"]
-    for row in rows:  # no row goes past its first three repeats once the budget is spent
-        assert row["repeats"] <= 3, row
+    for row in rows:  # none past its first repeats: 5 for a row a goal compares, else 3
+        assert row["repeats"] <= 5, row
         assert row["repeats_stop"] in {"settled", "out of contention", "outranked", "budget"}
