@@ -464,10 +464,13 @@ class GoalState:
             t.get("verdict") in ("met", "missed") for t in self.targets.values()
         )
 
+    def least(self, run: ModelRun) -> int:
+        """The repeats ``run`` keeps whatever the budget: more for a row a goal compares."""
+        return GOAL_MIN_REPEATS if run.model in self.deciders else AUTO_MIN_REPEATS
+
     def ripe(self, run: ModelRun) -> bool:
         """Whether ``run`` has the repeats it must keep whatever the budget."""
-        least = GOAL_MIN_REPEATS if run.model in self.deciders else AUTO_MIN_REPEATS
-        return len(run.wall_s) >= least
+        return len(run.wall_s) >= self.least(run)
 
 
 def decided(workload: Workload, runs: Iterable[ModelRun], cores: int) -> bool:
@@ -835,7 +838,11 @@ class Bench:
                     warm = JobBatch(self.run_id, workload, args[:n_warm], -1 - w, self.config.mode)
                     runner.run(warm)
             deadline = self._deadline(workload)
-            while active := [n for n in names if not self._enough(workload, runs[n], runs)]:
+            while True:
+                goals = self._goals(workload, runs)
+                active = [n for n in names if not self._enough(workload, runs[n], runs, goals)]
+                if not active:
+                    break
                 if self._cut(workload, [runs[n] for n in active], runs, deadline):
                     continue
                 order = list(active)
@@ -865,15 +872,28 @@ class Bench:
                     cleanup.note(f"{name}: stop failed: {type(exc).__name__}: {exc}")
         return [runs[n] for n in names if n in runs]
 
-    def _enough(self, workload: Workload, run: ModelRun, runs: Mapping[str, ModelRun]) -> bool:
-        """Whether ``run`` needs no more repeats; sets its ``stop_reason``."""
+    def _goals(self, workload: Workload, runs: Mapping[str, ModelRun]) -> GoalState | None:
+        """The goals of ``workload`` on the repeats so far (``--repeat auto`` only)."""
+        if self.config.repeat != AUTO:
+            return None
+        return GoalState.of(workload, runs.values(), usable_cpus())
+
+    def _enough(
+        self,
+        workload: Workload,
+        run: ModelRun,
+        runs: Mapping[str, ModelRun],
+        goals: GoalState | None = None,
+    ) -> bool:
+        """Whether ``run`` needs no more repeats; sets its ``stop_reason``. With ``--repeat
+        auto`` a row a goal compares settles only on ``GOAL_MIN_REPEATS`` (``goals``)."""
         if self.config.repeat != AUTO:
             if len(run.wall_s) >= int(self.config.repeat):
                 run.stop_reason = "fixed"
             return bool(run.stop_reason)
         if run.stop_reason:  # stopped with the others of its workload ("decided", "budget")
             return True
-        if settled(run.wall_s):
+        if settled(run.wall_s, min_repeats=goals.least(run) if goals else AUTO_MIN_REPEATS):
             run.stop_reason = "cap" if len(run.wall_s) >= AUTO_MAX_REPEATS else "settled"
             return True
         keep_baseline = workload in BASELINE_NEEDED

@@ -26,7 +26,9 @@ from shared.settings import Settings
 
 def run_of(model: str, walls: list[float]) -> ModelRun:
     cls = registry.load(model)
-    return ModelRun(model=model, runner=cls, workload="cpu", n_jobs=1, concurrency=1, wall_s=walls)
+    return ModelRun(
+        model=model, runner=cls, workload="cpu", n_jobs=1, concurrency=1, wall_s=list(walls)
+    )
 
 
 def test_a_model_far_behind_the_best_of_its_group_is_out_of_contention() -> None:
@@ -114,6 +116,21 @@ def test_decided_goals_stop_every_row_still_repeating() -> None:
         run.wall_s += more
     assert bench._cut("cpu", rows, runs, deadline=far)
     assert [r.stop_reason for r in rows] == ["decided"] * 3
+
+
+def test_a_row_a_goal_compares_settles_only_on_its_five_repeats() -> None:
+    bench = auto_bench(budget_s=3600.0)
+    rows = [run_of("sequential", SEQ), run_of("multiprocessing_pool", POOL),
+            run_of("process_pool", [6.00, 6.01, 6.02]),
+            run_of("celery_prefork", [5.35, 5.9])]  # fmt: skip
+    runs = {r.model: r for r in rows}
+    goals = bench._goals("cpu", runs)
+    assert goals is not None and goals.deciders >= {"sequential", "multiprocessing_pool"}
+    tight_but_compared, tight = rows[1], rows[2]  # both within ±3 % on 3 repeats
+    assert not bench._enough("cpu", tight_but_compared, runs, goals)
+    assert bench._enough("cpu", tight, runs, goals) and tight.stop_reason == "settled"
+    tight_but_compared.wall_s += [5.30, 5.31]
+    assert bench._enough("cpu", tight_but_compared, runs, bench._goals("cpu", runs))
 
 
 def test_a_fixed_repeat_count_is_never_cut() -> None:
