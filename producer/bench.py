@@ -843,7 +843,7 @@ class Bench:
                 active = [n for n in names if not self._enough(workload, runs[n], runs, goals)]
                 if not active:
                     break
-                if self._cut(workload, [runs[n] for n in active], runs, deadline):
+                if goals is not None and self._cut([runs[n] for n in active], goals, deadline):
                     continue
                 order = list(active)
                 if self.config.shuffle:
@@ -913,20 +913,12 @@ class Bench:
         left = self.config.budget_s - (time.perf_counter() - self.clock0)
         return time.perf_counter() + max(0.0, left) / len(later)
 
-    def _cut(
-        self,
-        workload: Workload,
-        active: Sequence[ModelRun],
-        runs: Mapping[str, ModelRun],
-        deadline: float,
-    ) -> bool:
-        """``--repeat auto`` between rounds: stop the rows of ``workload`` still repeating once
-        its goals are decided ("decided") or the next round would end after ``deadline``
-        ("budget"). A row keeps its first ``AUTO_MIN_REPEATS``, a row a goal compares now its
-        first ``GOAL_MIN_REPEATS``. Whether any row stopped."""
-        if self.config.repeat != AUTO:
-            return False
-        goals = GoalState.of(workload, runs.values(), usable_cpus())
+    @staticmethod
+    def _cut(active: Sequence[ModelRun], goals: GoalState, deadline: float) -> bool:
+        """``--repeat auto`` between rounds: stop the rows of a workload still repeating
+        (``active``) once its ``goals`` are decided ("decided") or the next round would end after
+        ``deadline`` ("budget"). A row keeps its first ``AUTO_MIN_REPEATS``, a row a goal compares
+        now its first ``GOAL_MIN_REPEATS``. Whether any row stopped."""
         ripe = [r for r in active if goals.ripe(r)]
         if not ripe:
             return False

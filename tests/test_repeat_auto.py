@@ -12,6 +12,7 @@ from producer.bench import (
     CONTENTION_FACTOR,
     Bench,
     BenchConfig,
+    GoalState,
     ModelRun,
     decided,
     out_of_contention,
@@ -78,6 +79,10 @@ def test_the_cpu_goals_decided_either_way_stop_the_rounds() -> None:
     assert not decided("io", met, cores=2)  # no IO row
 
 
+def goals_of(runs: dict[str, ModelRun]) -> GoalState:
+    return GoalState.of("cpu", runs.values(), cores=2)
+
+
 def auto_bench(budget_s: float) -> Bench:
     models = ("sequential", "multiprocessing_pool", "celery_prefork")
     return Bench(BenchConfig(models=models, repeat="auto", budget_s=budget_s), Settings())
@@ -92,16 +97,16 @@ def test_a_spent_budget_stops_the_rows_after_their_first_repeats() -> None:
         run.repeat_cost_s = 4.0
     runs = {r.model: r for r in (leader, behind, young)}
     soon = time.perf_counter() + 10.0  # the next round costs 12 s
-    assert bench._cut("cpu", [leader, behind, young], runs, deadline=soon)
+    assert bench._cut([leader, behind, young], goals_of(runs), deadline=soon)
     assert [r.stop_reason for r in (leader, behind, young)] == ["", "budget", ""]
     leader.wall_s += [5.2, 5.4]
     soon = time.perf_counter() + 6.0  # the next round (two rows) costs 8 s
-    assert bench._cut("cpu", [leader, young], runs, deadline=soon)
+    assert bench._cut([leader, young], goals_of(runs), deadline=soon)
     assert leader.stop_reason == "budget"
-    assert not bench._cut("cpu", [young], runs, deadline=soon)  # nothing left to stop
+    assert not bench._cut([young], goals_of(runs), deadline=soon)  # nothing left to stop
     later = run_of("process_pool", [6.0, 6.5, 6.2])
     later.repeat_cost_s = 4.0
-    assert not bench._cut("cpu", [later], {"p": later}, deadline=time.perf_counter() + 30.0)
+    assert not bench._cut([later], goals_of({"p": later}), deadline=time.perf_counter() + 30.0)
     assert later.stop_reason == ""
 
 
@@ -111,10 +116,10 @@ def test_decided_goals_stop_every_row_still_repeating() -> None:
             run_of("celery_prefork", [5.35, 5.36, 5.34])]  # fmt: skip
     runs = {r.model: r for r in rows}
     far = time.perf_counter() + 3600.0
-    assert not bench._cut("cpu", rows, runs, deadline=far)  # decided, but on 3 repeats
+    assert not bench._cut(rows, goals_of(runs), deadline=far)  # decided, but on 3 repeats
     for run, more in zip(rows, ([10.01, 10.0], [5.30, 5.31], [5.35, 5.35]), strict=True):
         run.wall_s += more
-    assert bench._cut("cpu", rows, runs, deadline=far)
+    assert bench._cut(rows, goals_of(runs), deadline=far)
     assert [r.stop_reason for r in rows] == ["decided"] * 3
 
 
@@ -136,8 +141,8 @@ def test_a_row_a_goal_compares_settles_only_on_its_five_repeats() -> None:
 def test_a_fixed_repeat_count_is_never_cut() -> None:
     bench = Bench(BenchConfig(models=("sequential",), repeat=3, budget_s=1.0), Settings())
     run = run_of("sequential", [10.0, 10.0, 10.0])
-    run.repeat_cost_s = 10.0
-    assert not bench._cut("cpu", [run], {"s": run}, deadline=time.perf_counter())
+    assert bench._goals("cpu", {"s": run}) is None  # no goal state: the rounds are never cut
+    assert bench._enough("cpu", run, {"s": run}) and run.stop_reason == "fixed"
 
 
 def test_a_warm_up_reaches_every_worker_twice_within_bounds() -> None:
