@@ -142,11 +142,13 @@ class BenchConfig:
         "all stop once the workload's goals are decided or --budget-s is spent)",
     )  # fmt: skip
     #: ``--repeat auto``: no round of repeats starts that would end the run's measuring after
-    #: this many seconds from its start (every row keeps its first repeats, ``AUTO_MIN_REPEATS``
-    #: for the rows still in the running); the verdicts then say how many repeats would decide.
+    #: this many seconds from its start (every row keeps its first repeats: ``AUTO_MIN_REPEATS``,
+    #: ``goals.MIN_REPEATS`` for a row a goal compares); the verdicts then say how many repeats
+    #: would decide.
     budget_s: float = option(
         300.0, "with --repeat auto: the run's time budget (s); once a further round of repeats "
-        "would overrun it, rows stop (reason 'budget') after their first 3 repeats (0: at once)",
+        "would overrun it, rows stop (reason 'budget') after their first 3 repeats, 5 for a row a "
+        "goal compares (0: at once)",
         env="JOBBENCH_BUDGET_S", type=bounded(float, 0.0, 7 * 86_400.0),
     )  # fmt: skip
     warmup: int = warmup_option("untimed warm-up runs (of a few jobs) per model")
@@ -365,7 +367,8 @@ class ModelRun:
     results: list[RunResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: Why it stopped repeating: "fixed" (--repeat N), or with --repeat auto "settled" (its
-    #: median's interval is narrow enough), "cap", "out of contention" or "outranked".
+    #: median's interval is narrow enough), "cap", "out of contention", "outranked", "decided"
+    #: (its workload's goals have their verdicts) or "budget".
     stop_reason: str = ""
     #: What its last repeat cost the run (s): the timed window plus checking and storing.
     repeat_cost_s: float = 0.0
@@ -471,12 +474,6 @@ class GoalState:
     def ripe(self, run: ModelRun) -> bool:
         """Whether ``run`` has the repeats it must keep whatever the budget."""
         return len(run.wall_s) >= self.least(run)
-
-
-def decided(workload: Workload, runs: Iterable[ModelRun], cores: int) -> bool:
-    """Whether every goal judged on ``workload`` (``goals.BENCH_GOALS``, ``EFFICIENCY_GOALS``)
-    has its verdict from the repeats so far."""
-    return GoalState.of(workload, runs, cores).decided
 
 
 def _ideal_s(

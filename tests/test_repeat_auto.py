@@ -14,7 +14,6 @@ from producer.bench import (
     BenchConfig,
     GoalState,
     ModelRun,
-    decided,
     out_of_contention,
     outranked,
     warmup_jobs,
@@ -65,6 +64,11 @@ def test_a_model_known_slower_than_its_leader_is_outranked() -> None:
 
 SEQ = [10.00, 10.02, 10.01]
 POOL = [5.30, 5.31, 5.29]
+
+
+def decided(workload: str, runs: list[ModelRun], cores: int) -> bool:
+    """Whether every goal of ``workload`` has its verdict on these rows."""
+    return GoalState.of(workload, runs, cores).decided
 
 
 def test_the_cpu_goals_decided_either_way_stop_the_rounds() -> None:
