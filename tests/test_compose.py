@@ -158,7 +158,9 @@ def test_docker_compose_accepts_the_file() -> None:
     exe = shutil.which("docker-compose")
     need(exe is not None, "docker-compose (Debian package) is not installed: make browser-deps")
     assert exe is not None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    # Compose sees only the run's own settings: the suite exports JOBBENCH_* (conftest) and a
+    # pass-through variable would take its value from there.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "JOBBENCH_"))}
     cmd = [exe, "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "--profile", "bench"]
     check = subprocess.run([*cmd, "config", "-q"], env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
