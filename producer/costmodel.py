@@ -50,6 +50,10 @@ class JobCosts:
     cpu_s: Sequence[float]
     #: Pickled argument + result bytes of a median job.
     transfer_bytes: int = 0
+    #: The job's own slowdown with every core running it (the probe's), None: the machine's.
+    parallel_slowdown: float | None = None
+    #: The share of a job's CPU before its wait (the probe's trace), None: not known.
+    cpu_before_wait: float | None = None
 
     @property
     def n_jobs(self) -> int:
@@ -123,7 +127,9 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
     lanes = max(1, min(shape.lanes, len(tasks) or 1))
     cpu_lanes = max(1, min(shape.cpu_lanes, lanes))
     # Cores running Python at once each go slower than one alone (load, SMT, shared turbo).
-    slowdown = max(1.0, costs.get("parallel_slowdown") or 1.0) if cpu_lanes > 1 else 1.0
+    # The job's own figure when the probe read it, else the machine's CPU spin.
+    measured = jobs.parallel_slowdown or costs.get("parallel_slowdown") or 1.0
+    slowdown = max(1.0, measured) if cpu_lanes > 1 else 1.0
     own_cpu = 0.0 if shape.per_job_replaces_cpu else 1.0
     job_s = [
         (w - c) + c * own_cpu * slowdown + per_job_s
@@ -147,7 +153,19 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
     waits = sorted(w - c for w, c in zip(jobs.wall_s, jobs.cpu_s, strict=True))
     wait_s = waits[len(waits) // 2] if waits else 0.0
     on_lanes = release if shape.dispatch_on_lanes else 0.0
-    gil_s = (cpu_total + on_lanes) / cpu_lanes + wait_s
+    serial_s = (cpu_total + on_lanes) / cpu_lanes
+    gil_s = serial_s + wait_s
+    split = jobs.cpu_before_wait if own_cpu else None
+    if split is not None:
+        # The waits overlap the serial CPU but for one job's: the first job's wait ends before
+        # every job's CPU after its wait has run, the last job's wait starts after every job's
+        # CPU before it (and the dispatch, which comes first).
+        cpus_sorted = sorted(jobs.cpu_s)
+        job_cpu = (cpus_sorted[len(cpus_sorted) // 2] if cpus_sorted else 0.0) * slowdown
+        before = (cpu_total * split + on_lanes) / cpu_lanes
+        after = cpu_total * (1.0 - split) / cpu_lanes
+        gil_s = max(serial_s, before + wait_s + job_cpu * (1 - split),
+                    job_cpu * split + wait_s + after)  # fmt: skip
     contended = cpu_lanes < lanes
     # The machine's cores run the jobs' CPU and the CPU every dispatch costs (``dispatch_cpu``:
     # a process pool's hand-over in the producer's threads and the children) at once.
@@ -159,6 +177,7 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         "cpu_share": jobs.cpu_share,
         "makespan_s": makespan,
         "gil_s": gil_s,
+        "serial_s": serial_s,
         "cores_s": cores_s,
         "dispatch_cpu_s": dispatch_cpu_s,
         "dispatch_s": release,
@@ -171,6 +190,8 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         "parallel_slowdown": slowdown,
         "wait_s": wait_s,
     }
+    if split is not None:
+        terms["cpu_before_wait"] = split
     return Prediction(predicted, explain(jobs, shape, terms, predicted), terms)
 
 
@@ -195,18 +216,23 @@ def explain(
             f"of work = {fmt_s(work)}{extra}."
         )
     kinds = plural(kind)
-    serial = terms["gil_s"] - terms["wait_s"]
+    serial = terms.get("serial_s", terms["gil_s"] - terms["wait_s"])
     if (
         cpu_lanes < lanes
         and terms["gil_s"] >= terms["makespan_s"]
         and serial >= GIL_NAMED_SHARE * predicted_s
     ):
         gain = "gain nothing" if share >= WAITING_SHARE else "are held back by the GIL"
-        after = (
-            f", then the last job waits {fmt_s(terms['wait_s'])}"
-            if terms["wait_s"] > 0.05 * predicted_s
-            else ""
-        )
+        split = terms.get("cpu_before_wait")
+        if terms["wait_s"] <= 0.05 * predicted_s:
+            after = ""
+        elif split is not None:
+            after = (
+                f"; the waits ({fmt_s(terms['wait_s'])}) overlap it but for one job's, "
+                f"{split:.0%} of a job's CPU coming before its wait"
+            )
+        else:
+            after = f", then the last job waits {fmt_s(terms['wait_s'])}"
         return (
             f"{kinds} {gain}: {share:.0%} of this job holds the GIL, so {fmt_s(serial)} of CPU "
             f"and dispatch run on {_plural(cpu_lanes, 'core')} whatever the {lanes:,} "

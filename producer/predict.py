@@ -9,6 +9,7 @@ every in-process model calls (``job_calls``), for the seed's jobs and a user's a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,7 +21,15 @@ from producer import costmodel, machine_costs
 from producer.advice import Entry, WhatIfs, advise
 from producer.costmodel import JobCosts, Prediction
 from producer.machine_costs import MachineCosts
-from producer.probe import DEFAULT_BUDGET_S, Probe, probe
+from producer.probe import (
+    DEFAULT_BUDGET_S,
+    SLOWDOWN_MIN_CPU_SHARE,
+    Probe,
+    cpu_before_wait,
+    measure_slowdown,
+    probe,
+    slowdown_calls,
+)
 from producer.runners.base import CostShape, Runner, usable_cpus
 from producer.runners.jobs import job_args, run_job
 from shared.workloads import ResultMode, Workload
@@ -43,7 +52,11 @@ def job_calls(
 
 def job_costs(p: Probe) -> JobCosts:
     walls, cpus = p.costs()
-    return JobCosts(wall_s=walls, cpu_s=cpus, transfer_bytes=p.transfer_pickle_bytes)
+    slowdown = None if p.slowdown is None else p.slowdown.value
+    return JobCosts(
+        wall_s=walls, cpu_s=cpus, transfer_bytes=p.transfer_pickle_bytes,
+        parallel_slowdown=slowdown, cpu_before_wait=p.cpu_before_wait,
+    )  # fmt: skip
 
 
 class Predictor:
@@ -70,8 +83,15 @@ class Predictor:
         self.costs = MachineCosts()
 
     def probe(self, workload: str, fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> Probe:
-        """Probe ``workload``'s job list (untimed, bounded by the budget)."""
+        """Probe ``workload``'s job list (untimed, bounded by the budget) and read, for a job
+        that mostly holds the CPU, its own slowdown with every core running it, for one that
+        mostly waits, how its CPU falls around the wait."""
         p = probe(fn, calls, budget_s=self.budget_s)
+        if p.cpu_share >= SLOWDOWN_MIN_CPU_SHARE:
+            slowdown = measure_slowdown(fn, slowdown_calls(p, calls), usable_cpus())
+            p = dataclasses.replace(p, slowdown=slowdown)
+        if p.cpu_share < costmodel.WAITING_SHARE:
+            p = dataclasses.replace(p, cpu_before_wait=cpu_before_wait(fn, calls, p))
         self.probes[workload] = p
         self._jobs[workload] = job_costs(p)
         return p

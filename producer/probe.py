@@ -21,8 +21,10 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
+import multiprocessing
 import pickle
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +43,18 @@ DEFAULT_MAX_JOBS = 5000
 WARMUP_S = 0.2
 #: Jobs the probe always runs, whatever the budget (a sample of one says nothing of a spread).
 MIN_JOBS = 3
+#: Seconds of sampled jobs (one process, alone) each side of a slowdown round runs.
+SLOWDOWN_SAMPLE_S = 0.15
+#: Rounds of the sample alone and at once (interleaved); the best of each side is kept.
+SLOWDOWN_ROUNDS = 5
+#: Below this CPU share the job's waiting hides its slowdown (its wall times barely move and the
+#: CPU part is too small to read): the machine's spin figure stands instead.
+SLOWDOWN_MIN_CPU_SHARE = 0.5
+#: Jobs whose CPU is traced around their wait (``cpu_before_wait``), and the trace's interval.
+SPLIT_JOBS = 5
+SPLIT_POLL_S = 2e-4
+#: A stretch of the trace is waiting when the job's thread held the CPU less than this share of it.
+IDLE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,23 @@ class ProbeSample:
 
 
 @dataclass(frozen=True)
+class Slowdown:
+    """How much longer the CPU of a sample of the job takes with one process per core running
+    it at once than in one process alone: the best of ``rounds`` interleaved rounds each way."""
+
+    value: float
+    alone_s: float
+    together_s: float
+    cpu_s: float
+    n_jobs: int
+    processes: int
+    rounds: int
+
+    def summary(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Probe:
     """What the probe measured on a job list of ``n_jobs`` jobs."""
 
@@ -66,6 +97,11 @@ class Probe:
     budget_s: float
     #: Seconds the probe took (the warm-up included).
     took_s: float
+    #: The job's own ``parallel_slowdown`` (``measure_slowdown``), None when not measured.
+    slowdown: Slowdown | None = None
+    #: The share of a job's CPU spent before its longest wait (``cpu_before_wait``), None when
+    #: not measured (a job that mostly holds the CPU) or no job waited.
+    cpu_before_wait: float | None = None
 
     @property
     def n_sampled(self) -> int:
@@ -157,6 +193,8 @@ class Probe:
                 "pickle": self.bytes_median("result_pickle_bytes"),
                 "json": self.bytes_median("result_json_bytes"),
             },
+            "parallel_slowdown": None if self.slowdown is None else self.slowdown.summary(),
+            "cpu_before_wait": self.cpu_before_wait,
             "samples": [[s.index, s.wall_s, s.cpu_s] for s in self.samples],
         }
 
@@ -278,3 +316,129 @@ def probe(
         budget_s=budget_s,
         took_s=time.perf_counter() - started,
     )
+
+
+def _run_sample(fn: Callable[..., Any], calls: Sequence[Sequence[Any]]) -> tuple[float, float]:
+    """(wall s, thread CPU s) of ``fn(*call)`` for every call, one after another (in a pool's
+    child)."""
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    for call in calls:
+        fn(*call)
+    return time.perf_counter() - wall0, time.thread_time() - cpu0
+
+
+def _run_sample_star(
+    args: tuple[Callable[..., Any], Sequence[Sequence[Any]]],
+) -> tuple[float, float]:
+    return _run_sample(*args)
+
+
+def slowdown_calls(
+    p: Probe, calls: Sequence[Sequence[Any]], sample_s: float = SLOWDOWN_SAMPLE_S
+) -> list[Sequence[Any]]:
+    """The probe's sampled jobs, in its stratified order, up to ``sample_s`` seconds of them."""
+    chosen: list[Sequence[Any]] = []
+    total = 0.0
+    for s in p.samples:
+        if len(chosen) >= MIN_JOBS and total >= sample_s:
+            break
+        chosen.append(calls[s.index])
+        total += s.wall_s
+    return chosen
+
+
+def measure_slowdown(
+    fn: Callable[..., Any],
+    calls: Sequence[Sequence[Any]],
+    processes: int,
+    rounds: int = SLOWDOWN_ROUNDS,
+) -> Slowdown | None:
+    """``parallel_slowdown`` read on the job itself: ``calls`` run in one process of a pool of
+    ``processes`` alone, then in every process at once, ``rounds`` times interleaved. The slowdown
+    is of the jobs' CPU part: (at-once wall - alone wall) / alone CPU + 1, between 1 and
+    ``processes``. None when the job cannot cross to a process (it does not pickle) or there is
+    one core. A CPU spin (``machine_costs.measure_parallel``) read 1.04-1.35 where the seed's
+    sieve pools slowed by 1.00-1.06 on the same 2-core machine: how much cores running at once
+    slow each other depends on what they run."""
+    if processes < 2 or not calls:
+        return None
+    try:
+        pickle.dumps((fn, list(calls)))
+    except Exception:  # a job a process cannot receive: the machine's figure stands
+        return None
+    with multiprocessing.Pool(processes) as pool:
+        pool.map(_run_sample_star, [(fn, calls[:1])] * processes, chunksize=1)
+        alone: list[tuple[float, float]] = []
+        together: list[float] = []
+        for _ in range(rounds):  # interleaved: a burst of other work hits both sides
+            alone.append(pool.apply(_run_sample, (fn, calls)))
+            at_once = pool.map(_run_sample_star, [(fn, calls)] * processes, chunksize=1)
+            together.append(statistics.fmean(wall for wall, _ in at_once))
+    alone_s, cpu_s = min(alone)
+    together_s = min(together)
+    if cpu_s <= 0:
+        return None
+    value = min(float(processes), max(1.0, (together_s - alone_s) / cpu_s + 1.0))
+    return Slowdown(value, alone_s, together_s, cpu_s, len(calls), processes, rounds)
+
+
+def _longest_idle(points: Sequence[tuple[float, float]]) -> tuple[int, int] | None:
+    """Indices (first, last) of the longest run of trace intervals in which the thread held the
+    CPU less than ``IDLE_SHARE`` of the time, None when there is none."""
+    best: tuple[int, int] | None = None
+    start: int | None = None
+    for i in range(1, len(points) + 1):
+        idle = i < len(points) and (
+            points[i][1] - points[i - 1][1] < IDLE_SHARE * (points[i][0] - points[i - 1][0])
+        )
+        if idle and start is None:
+            start = i - 1
+        elif not idle and start is not None:
+            if (
+                best is None
+                or points[i - 1][0] - points[start][0] > points[best[1]][0] - points[best[0]][0]
+            ):
+                best = (start, i - 1)
+            start = None
+    return best
+
+
+def traced_split(fn: Callable[..., Any], call: Sequence[Any]) -> float | None:
+    """The share of ``fn(*call)``'s CPU (its thread's) spent before its longest wait, traced by a
+    watcher thread reading the job thread's CPU clock every ``SPLIT_POLL_S``; None when the job
+    never waited."""
+    clock = time.pthread_getcpuclockid(threading.get_ident())
+    points: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            points.append((time.perf_counter(), time.clock_gettime(clock)))
+            time.sleep(SPLIT_POLL_S)
+
+    watcher = threading.Thread(target=watch, name="jobbench-probe-trace", daemon=True)
+    points.append((time.perf_counter(), time.clock_gettime(clock)))
+    watcher.start()
+    try:
+        fn(*call)
+    finally:
+        points.append((time.perf_counter(), time.clock_gettime(clock)))
+        done.set()
+        watcher.join()
+    points.sort()
+    idle = _longest_idle(points)
+    if idle is None:
+        return None
+    before = points[idle[0]][1] - points[0][1]
+    after = points[-1][1] - points[idle[1]][1]
+    return before / (before + after) if before + after > 0 else None
+
+
+def cpu_before_wait(
+    fn: Callable[..., Any], calls: Sequence[Sequence[Any]], p: Probe, jobs: int = SPLIT_JOBS
+) -> float | None:
+    """The median of ``traced_split`` over the first ``jobs`` of the probe's sample (untimed:
+    the trace's own thread costs the job a little)."""
+    splits = [traced_split(fn, calls[s.index]) for s in p.samples[:jobs]]
+    known = [x for x in splits if x is not None]
+    return statistics.median(known) if known else None

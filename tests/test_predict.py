@@ -46,6 +46,16 @@ def test_a_tiny_bench_predicts_every_row_before_it_runs(tmp_path: Path, redis_ur
     probe = doc["probe"]["cpu"]
     assert probe["n_jobs"] == 200 and 3 <= probe["n_sampled"] <= 200
     assert 0 < probe["cpu_share"] <= 1 and probe["arg_bytes"]["pickle"] > 0
+    # The CPU job's own slowdown with both cores running it; the IO job's CPU around its wait.
+    slowdown = probe["parallel_slowdown"]
+    assert slowdown["processes"] == 2 and 1.0 <= slowdown["value"] <= 2.0
+    assert slowdown["alone_s"] > 0 and slowdown["together_s"] > 0
+    cpu_pool = next(
+        r for r in rows if (r["workload"], r["model"]) == ("cpu", "multiprocessing_pool")
+    )
+    assert cpu_pool["prediction"]["terms"]["parallel_slowdown"] == slowdown["value"]
+    assert doc["probe"]["io"]["parallel_slowdown"] is None
+    assert 0.0 <= doc["probe"]["io"]["cpu_before_wait"] <= 1.0
     # The sentence is made of the probe's figures.
     seq = next(r for r in rows if (r["workload"], r["model"]) == ("cpu", "sequential"))
     walls = [s[1] for s in probe["samples"]]

@@ -4,6 +4,7 @@ machine costs in, predictions and sentences out (no clock, no services)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,15 @@ from producer.advice import Entry, WhatIfs, advise
 from producer.costmodel import JobCosts, predict
 from producer.machine_costs import Figure, MachineCosts, celery_figures
 from producer.predict import gil_share_to_match
-from producer.probe import Probe, ProbeSample, probe, stratified_order, warm
+from producer.probe import (
+    Probe,
+    ProbeSample,
+    _longest_idle,
+    probe,
+    stratified_order,
+    traced_split,
+    warm,
+)
 from producer.runners.base import CostShape
 
 
@@ -90,6 +99,41 @@ def test_threads_overlap_waiting_jobs_up_to_their_number() -> None:
     half = predict(jobs, CostShape(kind="thread", lanes=10, cpu_lanes=1), costs())
     assert half.predicted_s == pytest.approx(1.0, rel=0.01)  # 10 rounds of 0.1 s
     assert "in 10 rounds" in half.explanation
+
+
+def test_waits_overlap_the_serial_cpu_but_for_one_jobs_when_the_split_is_known() -> None:
+    # 100 jobs of 0.1 s holding the GIL 1 ms each, half of it before the wait: the first jobs'
+    # waits end while the rest still start, so only one wait is not overlapped.
+    jobs = dataclasses.replace(even(100, 0.1, 0.01), cpu_before_wait=0.5)
+    p = predict(jobs, THREADS, costs(thread_start=50e-6))
+    before = 0.05 + 0.005  # every job's CPU before its wait, and the thread starts
+    assert p.predicted_s == pytest.approx(before + 0.099 + 0.0005, rel=0.01)
+    assert (
+        p.predicted_s
+        < predict(even(100, 0.1, 0.01), THREADS, costs(thread_start=50e-6)).predicted_s
+    )
+    assert "the waits (99.0 ms) overlap it but for one job's, 50% of a job's CPU" in p.explanation
+    # CPU-heavy jobs: the serial CPU bounds it, whatever the split.
+    heavy = dataclasses.replace(even(100, 0.01, 0.9), cpu_before_wait=0.5)
+    assert predict(heavy, THREADS, costs()).predicted_s == pytest.approx(0.9, rel=0.01)
+
+
+def test_the_trace_finds_the_cpu_before_and_after_a_jobs_wait() -> None:
+    def job() -> None:
+        for spent in (0.01, 0.03):  # 10 ms of CPU, a 60 ms wait, 30 ms of CPU
+            started = time.thread_time()
+            while time.thread_time() - started < spent:
+                pass
+            if spent == 0.01:
+                time.sleep(0.06)
+
+    split = traced_split(job, ())
+    assert split is not None and split == pytest.approx(0.25, abs=0.08)
+    assert traced_split(lambda: sum(range(200_000)), ()) is None  # never waited
+    # (time, cpu) points: busy, then 3 idle intervals, busy: the idle run is points 1..4.
+    points = [(0.0, 0.0), (1.0, 1.0), (2.0, 1.0), (3.0, 1.05), (4.0, 1.05), (5.0, 2.0)]
+    assert _longest_idle(points) == (1, 4)
+    assert _longest_idle([(0.0, 0.0), (1.0, 1.0)]) is None
 
 
 def test_contiguous_chunks_of_rising_cost_leave_a_tail_factoring_does_not() -> None:
