@@ -110,6 +110,8 @@ def plural(word: str, n: int = 2) -> str:
     """``process`` -> ``processes``, ``thread`` -> ``threads`` (n != 1)."""
     if n == 1:
         return word
+    if word.endswith("child"):
+        return word + "ren"
     return word + ("es" if word.endswith(("s", "x", "sh", "ch")) else "s")
 
 
@@ -171,7 +173,9 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
     # a process pool's hand-over in the producer's threads and the children) at once.
     dispatch_cpu_s = costs.get(shape.dispatch_cpu) * len(tasks)
     cores_s = (cpu_total + dispatch_cpu_s) / max(1, shape.cores or cpu_lanes) + wait_s
-    predicted = max(makespan, gil_s if contended else 0.0, cores_s if dispatch_cpu_s else 0.0)
+    latency_s = costs.get(shape.latency, shape.broker_url)
+    bound = max(makespan, gil_s if contended else 0.0, cores_s if dispatch_cpu_s else 0.0)
+    predicted = bound + latency_s
     terms = {
         "work_s": jobs.work_s,
         "cpu_share": jobs.cpu_share,
@@ -189,6 +193,7 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         "cpu_lanes": float(cpu_lanes),
         "parallel_slowdown": slowdown,
         "wait_s": wait_s,
+        "latency_s": latency_s,
     }
     if split is not None:
         terms["cpu_before_wait"] = split
@@ -204,7 +209,14 @@ def explain(
     n_tasks = int(terms["n_tasks"])
     work, share = terms["work_s"], terms["cpu_share"]
     mean = work / n if n else 0.0
-    machinery = terms["dispatch_s"] + terms["per_job_s"]
+    latency = terms.get("latency_s", 0.0)
+    machinery = terms["dispatch_s"] + terms["per_job_s"] + latency
+    if latency >= DOMINANT_SHARE * predicted_s:
+        return (
+            f"the round trip dominates: the first message's trip to a worker and the last "
+            f"result's back take {fmt_s(latency)} once, against {fmt_s(predicted_s - latency)} "
+            f"for the {_plural(n, 'job')}."
+        )
     if lanes == 1:
         extra = (
             f", plus {fmt_s(machinery)} of machinery ({_plural(n_tasks, 'task')})"

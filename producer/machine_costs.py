@@ -24,7 +24,9 @@ Each figure is seconds per unit and says where it came from:
 * ``redis_rtt``: one Redis ``PING`` round trip (``jobbench overhead``'s ``measure_redis``);
 * ``celery_message:<pool>``, ``celery_job:<pool>``, ``celery_start:<pool>``: a Celery pool's
   cost per message and per job (noop jobs through a real worker, ``jobbench overhead``'s
-  ``measure_pool``, with fewer messages) and its worker's start-up.
+  ``measure_pool``, with fewer messages) and its worker's start-up;
+* ``celery_latency:<pool>``: what a run of one noop message takes beyond that message's cost:
+  the trip to the worker and the result's back to the producer's poll, paid once per run.
 
 Figures are cached per machine (host, cores, Python) with the date they were measured, in the
 run's Redis (``jobbench:machine_costs``, one entry per host: every results directory shares them)
@@ -334,11 +336,15 @@ def celery_figures(pool: str, doc: Mapping[str, Any]) -> dict[str, float]:
         lanes = min(int(doc["concurrency"]), usable_cpus()) if pool == "prefork" else 1
         job_s = max(0.0, wall - int(batched["n_messages"]) * message_s) * lanes
         job_s /= max(1, int(batched["n_jobs"]))
-    return {
+    figures = {
         f"celery_message:{pool}": message_s,
         f"celery_job:{pool}": job_s,
         f"celery_start:{pool}": float(doc.get("startup_s") or 0.0),
     }
+    if "one_message" in doc:  # a document of an older jobbench has none: measured again
+        trip = float(doc["one_message"]["wall_s"]["median"])
+        figures[f"celery_latency:{pool}"] = max(0.0, trip - message_s)
+    return figures
 
 
 # --- cache and the overhead document -------------------------------------------------------------
@@ -512,7 +518,9 @@ def shape_needs(shapes: Iterable[Any]) -> list[tuple[str, str]]:
     """The (figure, broker URL) pairs a set of ``CostShape`` needs."""
     out: list[tuple[str, str]] = [("pickle_byte", "")]
     for shape in shapes:
-        for name in (shape.dispatch, shape.dispatch_cpu, shape.per_job, shape.untimed_start):
+        names = (shape.dispatch, shape.dispatch_cpu, shape.per_job, shape.latency,
+                 shape.untimed_start)  # fmt: skip
+        for name in names:
             if name:
                 out.append((name, shape.broker_url if name.startswith("celery_") else ""))
     return out

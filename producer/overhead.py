@@ -161,6 +161,10 @@ def rate(count: int, wall: dict[str, Any]) -> float:
     return count / median if median > 0 else 0.0
 
 
+#: Runs of a single noop message per pool (its round trip: small and steady, the median of a few).
+ONE_MESSAGE_REPEAT = 7
+
+
 def timed_repeats(fn: Callable[[int], float], repeat: int, warmup: int = 0) -> dict[str, Any]:
     """Call ``fn(i)`` (which returns the seconds it measured) ``warmup`` then ``repeat`` times;
     the summary of the measured ones."""
@@ -342,6 +346,13 @@ def measure_pool(
                 "wall_s": wall,
                 "messages_per_s": rate(n_msg, wall),
             }
+
+            def one_message(rep: int) -> float:
+                return run_noop(app, store, worker, noop_batch(run_id, 1, rep), 1, model)[0]
+
+            # A run of one message: the trip to the worker and the result's back to the
+            # producer's poll, which every run pays once whatever its size.
+            out["one_message"] = {"wall_s": timed_repeats(one_message, ONE_MESSAGE_REPEAT, 1)}
             if batched:
                 n_jobs = config.noop_jobs
                 size = celery_run.auto_batch_size(n_jobs, concurrency, workload="cpu", pool=pool)
@@ -784,6 +795,10 @@ def overhead_table(doc: dict[str, Any]) -> Table:
         one = p["one_job_per_message"]
         table.add_row(f"noop {pool}, 1 job/msg", f"{one['messages_per_s']:,.0f} msg/s",
                       f"c={p['concurrency']}, start-up {p['startup_s']:.2f} s")  # fmt: skip
+        if "one_message" in p:
+            trip = p["one_message"]["wall_s"]["median"]
+            table.add_row(f"noop {pool}, a run of 1 message", f"{trip * 1e3:.1f} ms",
+                          "enqueue to the result seen by the producer")  # fmt: skip
         if "auto_batches" in p:
             b = p["auto_batches"]
             table.add_row(f"noop {pool}, batches", f"{b['jobs_per_s']:,.0f} jobs/s",

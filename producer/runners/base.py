@@ -163,6 +163,9 @@ class CostShape:
     #: Whether ``lanes`` follows the core count (library defaults: ``Pool()``, ``-c`` unset), so
     #: the advice can ask what another machine would do.
     follows_cores: bool = False
+    #: A machine cost paid once per run, outside the lanes (a Celery run's first message's trip
+    #: to a worker and its last result's back to the producer's poll), or "".
+    latency: str = ""
     #: Start-up outside the timed window (named in the advice, never added to the prediction):
     #: a machine cost name ("process_pool_start", "celery_start:prefork") or "".
     untimed_start: str = ""

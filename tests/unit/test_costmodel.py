@@ -188,6 +188,15 @@ def test_celery_messages_pay_the_per_message_and_per_job_costs() -> None:
     batched = predict(even(1000, 0.0005, 1.0), CostShape(**{**shape.__dict__, "chunk": 125}),
                       figures)  # fmt: skip
     assert batched.predicted_s == pytest.approx(1000 * 0.0006 / 2, rel=0.05)
+    # A run's round trip is paid once, beside the lanes; in a short run it is what decides.
+    tripped = CostShape(**{**shape.__dict__, "latency": "celery_latency:prefork"})
+    figures = costs(**{"celery_message:prefork@redis": 0.002, "celery_latency:prefork@redis": 0.01})
+    short = predict(even(4, 0.0005, 1.0), tripped, figures)
+    assert short.predicted_s == pytest.approx(
+        predict(even(4, 0.0005, 1.0), shape, figures).predicted_s + 0.01
+    )
+    assert short.explanation.startswith("the round trip dominates: ")
+    assert "take 10.0 ms once" in short.explanation
 
 
 def test_error_and_what_ifs() -> None:
@@ -236,11 +245,15 @@ def test_celery_figures_from_a_measure_pool_document() -> None:
         "concurrency": 1, "startup_s": 1.5,
         "one_job_per_message": {"messages_per_s": 500.0},
         "auto_batches": {"wall_s": {"median": 0.3}, "n_messages": 50, "n_jobs": 2000},
+        "one_message": {"wall_s": {"median": 0.012}},
     }  # fmt: skip
     figures = celery_figures("solo", doc)
     assert figures["celery_message:solo"] == pytest.approx(0.002)
     assert figures["celery_job:solo"] == pytest.approx((0.3 - 50 * 0.002) / 2000)
     assert figures["celery_start:solo"] == 1.5
+    assert figures["celery_latency:solo"] == pytest.approx(0.010)  # beyond its message's cost
+    older = {k: v for k, v in doc.items() if k != "one_message"}
+    assert "celery_latency:solo" not in celery_figures("solo", older)  # measured again instead
 
 
 def entry(model: str, measured: float, brokered: bool = False, **terms: float) -> Entry:

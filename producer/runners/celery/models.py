@@ -568,7 +568,7 @@ class CeleryRunner(Runner):
             # GIL per node); prefork's consumer is the parent, beside its children.
             dispatch_on_lanes=self.pool != "prefork",
             broker_url=self.broker_url, follows_cores=follows,
-            untimed_start=f"celery_start:{self.pool}",
+            latency=f"celery_latency:{self.pool}", untimed_start=f"celery_start:{self.pool}",
         )  # fmt: skip
 
 
