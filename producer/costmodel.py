@@ -54,6 +54,8 @@ class JobCosts:
     parallel_slowdown: float | None = None
     #: The share of a job's CPU before its wait (the probe's trace), None: not known.
     cpu_before_wait: float | None = None
+    #: A job's CPU with many in flight on threads ÷ alone (the probe's), None: not known.
+    overlapped_cpu: float | None = None
 
     @property
     def n_jobs(self) -> int:
@@ -148,7 +150,10 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         ends.append(start + duration)
     makespan = max(ends, default=0.0)
     tail = makespan - min(free) if len(free) > 1 else 0.0
-    cpu_total = (math.fsum(jobs.cpu_s) * own_cpu + per_job_s * n) * slowdown
+    contended = cpu_lanes < lanes
+    # Jobs in flight together under one GIL run their CPU back to back, warmer than alone.
+    warm = (jobs.overlapped_cpu or 1.0) if contended and own_cpu else 1.0
+    cpu_total = (math.fsum(jobs.cpu_s) * own_cpu * warm + per_job_s * n) * slowdown
     # The dispatch shares the lanes' GILs when it runs beside them (threads of the dispatcher's
     # process, each Celery threads node's consumer): spread over those GILs with the jobs' CPU;
     # the last job to get the CPU still waits its own waiting share after it.
@@ -163,12 +168,11 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         # every job's CPU after its wait has run, the last job's wait starts after every job's
         # CPU before it (and the dispatch, which comes first).
         cpus_sorted = sorted(jobs.cpu_s)
-        job_cpu = (cpus_sorted[len(cpus_sorted) // 2] if cpus_sorted else 0.0) * slowdown
+        job_cpu = (cpus_sorted[len(cpus_sorted) // 2] if cpus_sorted else 0.0) * warm * slowdown
         before = (cpu_total * split + on_lanes) / cpu_lanes
         after = cpu_total * (1.0 - split) / cpu_lanes
         gil_s = max(serial_s, before + wait_s + job_cpu * (1 - split),
                     job_cpu * split + wait_s + after)  # fmt: skip
-    contended = cpu_lanes < lanes
     # The machine's cores run the jobs' CPU and the CPU every dispatch costs (``dispatch_cpu``:
     # a process pool's hand-over in the producer's threads and the children) at once.
     dispatch_cpu_s = costs.get(shape.dispatch_cpu) * len(tasks)
@@ -192,6 +196,7 @@ def predict(jobs: JobCosts, shape: CostShape, costs: MachineCosts) -> Prediction
         "lanes": float(lanes),
         "cpu_lanes": float(cpu_lanes),
         "parallel_slowdown": slowdown,
+        "overlapped_cpu": warm,
         "wait_s": wait_s,
         "latency_s": latency_s,
     }

@@ -27,6 +27,7 @@ from producer.probe import (
     Probe,
     cpu_before_wait,
     measure_slowdown,
+    overlapped_cpu,
     probe,
     slowdown_calls,
 )
@@ -56,6 +57,7 @@ def job_costs(p: Probe) -> JobCosts:
     return JobCosts(
         wall_s=walls, cpu_s=cpus, transfer_bytes=p.transfer_pickle_bytes,
         parallel_slowdown=slowdown, cpu_before_wait=p.cpu_before_wait,
+        overlapped_cpu=p.overlapped_cpu,
     )  # fmt: skip
 
 
@@ -91,7 +93,10 @@ class Predictor:
             slowdown = measure_slowdown(fn, slowdown_calls(p, calls), usable_cpus())
             p = dataclasses.replace(p, slowdown=slowdown)
         if p.cpu_share < costmodel.WAITING_SHARE:
-            p = dataclasses.replace(p, cpu_before_wait=cpu_before_wait(fn, calls, p))
+            p = dataclasses.replace(
+                p, cpu_before_wait=cpu_before_wait(fn, calls, p),
+                overlapped_cpu=overlapped_cpu(fn, calls, p),
+            )  # fmt: skip
         self.probes[workload] = p
         self._jobs[workload] = job_costs(p)
         return p

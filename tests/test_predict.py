@@ -56,6 +56,7 @@ def test_a_tiny_bench_predicts_every_row_before_it_runs(tmp_path: Path, redis_ur
     assert cpu_pool["prediction"]["terms"]["parallel_slowdown"] == slowdown["value"]
     assert doc["probe"]["io"]["parallel_slowdown"] is None
     assert 0.0 <= doc["probe"]["io"]["cpu_before_wait"] <= 1.0
+    assert doc["probe"]["io"]["overlapped_cpu"] > 0
     # The sentence is made of the probe's figures.
     seq = next(r for r in rows if (r["workload"], r["model"]) == ("cpu", "sequential"))
     walls = [s[1] for s in probe["samples"]]

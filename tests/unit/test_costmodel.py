@@ -113,6 +113,15 @@ def test_waits_overlap_the_serial_cpu_but_for_one_jobs_when_the_split_is_known()
         < predict(even(100, 0.1, 0.01), THREADS, costs(thread_start=50e-6)).predicted_s
     )
     assert "the waits (99.0 ms) overlap it but for one job's, 50% of a job's CPU" in p.explanation
+    # Measured warmer with many in flight: the serial CPU shrinks by that factor, and only for
+    # lanes sharing a GIL (one thread's jobs alone are as cold as the probe's).
+    warm = predict(
+        dataclasses.replace(jobs, overlapped_cpu=0.6), THREADS, costs(thread_start=50e-6)
+    )
+    assert warm.terms["overlapped_cpu"] == 0.6
+    assert warm.predicted_s == pytest.approx(0.03 + 0.005 + 0.099 + 0.0003, rel=0.01)
+    alone = predict(dataclasses.replace(jobs, overlapped_cpu=0.6), SEQUENTIAL, costs())
+    assert alone.predicted_s == pytest.approx(10.0, rel=0.01)
     # CPU-heavy jobs: the serial CPU bounds it, whatever the split.
     heavy = dataclasses.replace(even(100, 0.01, 0.9), cpu_before_wait=0.5)
     assert predict(heavy, THREADS, costs()).predicted_s == pytest.approx(0.9, rel=0.01)

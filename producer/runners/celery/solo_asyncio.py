@@ -57,10 +57,13 @@ class CelerySoloAsyncio(CelerySolo):
         return max(1, min(n_jobs, self.batch_size(workload, n_jobs)))
 
     def cost_shape(self, workload: Workload, n_jobs: int, cores: int | None = None) -> CostShape:
-        # A message's requests at once on one event loop: the lanes are the requests in flight,
-        # each paying the solo worker's per-job cost; the per-message cost is paid once per
-        # ``batch_size`` requests and left out (the seed's 100 requests are one message).
+        # A message's requests at once on one event loop, as the in-process ``asyncio`` model
+        # runs them: the lanes are the requests in flight, each costing what an
+        # httpx.AsyncClient() request measures here (not the probe's ``requests`` GET); the
+        # per-message cost is paid once per ``batch_size`` requests and left out (the seed's
+        # 100 requests are one message), the run's round trip once.
         shape = super().cost_shape(workload, n_jobs, cores)
         lanes = max(1, self.concurrency(workload, n_jobs))
         return dataclasses.replace(shape, kind="coroutine", lanes=lanes, schedule="each",
-                                   dispatch="")  # fmt: skip
+                                   dispatch="", per_job="async_request",
+                                   per_job_replaces_cpu=True)  # fmt: skip
