@@ -416,7 +416,9 @@ def _longest_idle(points: Sequence[tuple[float, float]]) -> tuple[int, int] | No
 def traced_split(fn: Callable[..., Any], call: Sequence[Any]) -> float | None:
     """The share of ``fn(*call)``'s CPU (its thread's) spent before its longest wait, traced by a
     watcher thread reading the job thread's CPU clock every ``SPLIT_POLL_S``; None when the job
-    never waited."""
+    never waited or the platform has no per-thread CPU clock (``time.pthread_getcpuclockid``)."""
+    if not hasattr(time, "pthread_getcpuclockid"):
+        return None
     clock = time.pthread_getcpuclockid(threading.get_ident())
     points: list[tuple[float, float]] = []
     done = threading.Event()
