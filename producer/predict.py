@@ -23,7 +23,6 @@ from producer.costmodel import JobCosts, Prediction
 from producer.machine_costs import MachineCosts
 from producer.probe import (
     DEFAULT_BUDGET_S,
-    SLOWDOWN_MIN_CPU_SHARE,
     Probe,
     cpu_before_wait,
     measure_slowdown,
@@ -89,10 +88,12 @@ class Predictor:
         that mostly holds the CPU, its own slowdown with every core running it, for one that
         mostly waits, how its CPU falls around the wait."""
         p = probe(fn, calls, budget_s=self.budget_s)
-        if p.cpu_share >= SLOWDOWN_MIN_CPU_SHARE:
+        # The cost model's own line between the two: below it, a job's waiting hides its
+        # slowdown (its wall times barely move) and the machine's spin figure stands instead.
+        if p.cpu_share >= costmodel.WAITING_SHARE:
             slowdown = measure_slowdown(fn, slowdown_calls(p, calls), usable_cpus())
             p = dataclasses.replace(p, slowdown=slowdown)
-        if p.cpu_share < costmodel.WAITING_SHARE:
+        else:
             p = dataclasses.replace(
                 p, cpu_before_wait=cpu_before_wait(fn, calls, p),
                 overlapped_cpu=overlapped_cpu(fn, calls, p),

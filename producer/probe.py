@@ -47,9 +47,6 @@ MIN_JOBS = 3
 SLOWDOWN_SAMPLE_S = 0.15
 #: Rounds of the sample alone and at once (interleaved); the best of each side is kept.
 SLOWDOWN_ROUNDS = 5
-#: Below this CPU share the job's waiting hides its slowdown (its wall times barely move and the
-#: CPU part is too small to read): the machine's spin figure stands instead.
-SLOWDOWN_MIN_CPU_SHARE = 0.5
 #: Jobs whose CPU is traced around their wait (``cpu_before_wait``), and the trace's interval.
 SPLIT_JOBS = 5
 SPLIT_POLL_S = 2e-4
