@@ -214,7 +214,7 @@ def explain(
     n_tasks = int(terms["n_tasks"])
     work, share = terms["work_s"], terms["cpu_share"]
     mean = work / n if n else 0.0
-    latency = terms.get("latency_s", 0.0)
+    latency = terms["latency_s"]
     machinery = terms["dispatch_s"] + terms["per_job_s"] + latency
     if latency >= DOMINANT_SHARE * predicted_s:
         return (
@@ -233,7 +233,7 @@ def explain(
             f"of work = {fmt_s(work)}{extra}."
         )
     kinds = plural(kind)
-    serial = terms.get("serial_s", terms["gil_s"] - terms["wait_s"])
+    serial = terms["serial_s"]
     if (
         cpu_lanes < lanes
         and terms["gil_s"] >= terms["makespan_s"]
